@@ -1,0 +1,27 @@
+"""Named dependencies: a route's signature tells what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from core.db import session_factory
+from core.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_factory(settings)() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

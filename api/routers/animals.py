@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.deps import SessionDep
+from api.schemas import Animal, AnimalPage, BreedCount
+from core.catalog import (
+    AnimalFilters,
+    AnimalSort,
+    breed_counts,
+    get_animal,
+    iter_animals,
+    list_animals,
+)
+
+router = APIRouter(prefix="/v1", tags=["animals"])
+
+CSV_COLUMNS = [
+    "id", "sha256", "filename", "path", "species", "breed", "confidence", "top_k",
+    "model_version", "job_id", "width", "height", "indexed_at",
+]  # fmt: skip
+
+
+def animal_filters(
+    breed: Annotated[
+        str | None, Query(description="Stanford Dogs name, e.g. golden_retriever")
+    ] = None,
+    species: Annotated[str | None, Query(pattern="^(dog|cat|other)$")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    job_id: str | None = None,
+    model_version: str | None = None,
+    path_prefix: Annotated[
+        str | None, Query(description="Folder inside the upload, e.g. 2019/")
+    ] = None,
+    filename: Annotated[str | None, Query(description="Part of the file name")] = None,
+) -> AnimalFilters:
+    return AnimalFilters(
+        breed=breed, species=species, min_confidence=min_confidence,
+        max_confidence=max_confidence, job_id=job_id, model_version=model_version,
+        path_prefix=path_prefix, filename=filename,
+    )  # fmt: skip
+
+
+FiltersDep = Annotated[AnimalFilters, Depends(animal_filters)]
+
+
+def _csv_rows(session, filters: AnimalFilters, sort: AnimalSort) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for record in iter_animals(session, filters, sort):
+        a = Animal.of(record)
+        top = ";".join(f"{t.breed}:{t.confidence:.4f}" for t in a.top_k)
+        writer.writerow([
+            a.id, a.sha256, a.filename, a.path, a.species, a.breed or "", f"{a.confidence:.4f}",
+            top, a.model_version, a.job_id or "", a.width, a.height, a.indexed_at.isoformat(),
+        ])  # fmt: skip
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    "/animals",
+    response_model=AnimalPage,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV of all matches"}
+    },
+)
+def animals(
+    request: Request,
+    session: SessionDep,
+    filters: FiltersDep,
+    sort: AnimalSort = AnimalSort.confidence_desc,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+):
+    """Indexed animals of the active model (or `model_version`), filtered and sorted.
+
+    With `format=csv` or `Accept: text/csv`, every match is exported as CSV."""
+    wants_csv = format == "csv" or (
+        format is None and "text/csv" in request.headers.get("accept", "")
+    )
+    if wants_csv:
+        return StreamingResponse(
+            _csv_rows(session, filters, sort),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="animals.csv"'},
+        )
+    records, next_cursor = list_animals(session, filters, sort, limit, cursor)
+    return AnimalPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/animals/{animal_id}", response_model=Animal)
+def animal(animal_id: int, session: SessionDep, model_version: str | None = None) -> Animal:
+    record = get_animal(session, animal_id, model_version)
+    if record is None:
+        raise HTTPException(404, f"animal {animal_id} not found")
+    return Animal.of(record)
+
+
+@router.get("/breeds", response_model=list[BreedCount])
+def breeds(session: SessionDep, model_version: str | None = None) -> list[BreedCount]:
+    """Breeds present in the index, most frequent first."""
+    return [BreedCount(breed=b, count=n) for b, n in breed_counts(session, model_version)]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+from api.deps import SessionDep, SettingsDep
+from core.models import Image
+from core.storage import Storage
+
+router = APIRouter(prefix="/v1/images", tags=["files"])
+
+MEDIA_TYPES = {
+    "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
+    "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif",
+}  # fmt: skip
+IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def _image(session, image_id: int) -> Image:
+    image = session.get(Image, image_id)
+    if image is None:
+        raise HTTPException(404, f"image {image_id} not found")
+    return image
+
+
+@router.get("/{image_id}/file", response_class=FileResponse)
+def image_file(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The stored photo, byte for byte as uploaded."""
+    image = _image(session, image_id)
+    return FileResponse(
+        Storage(settings.storage_dir).path(image.stored_path),
+        media_type=MEDIA_TYPES.get(image.format, "application/octet-stream"),
+        headers=IMMUTABLE,
+    )
+
+
+@router.get("/{image_id}/thumbnail", response_class=FileResponse)
+def image_thumbnail(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """A small WebP of the photo, made once at ingest."""
+    image = _image(session, image_id)
+    if not image.thumbnail_path:
+        raise HTTPException(404, f"image {image_id} has no thumbnail")
+    return FileResponse(
+        Storage(settings.storage_dir).path(image.thumbnail_path),
+        media_type="image/webp",
+        headers=IMMUTABLE,
+    )

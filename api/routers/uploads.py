@@ -1,0 +1,32 @@
+"""Uploads: single or many photos, and archives. Both answer 202 with the queued job."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile, status
+
+from api.deps import SettingsDep
+from api.schemas import JobAccepted
+from core.models import JobKind
+from core.uploads import IncomingFile, submit
+
+router = APIRouter(prefix="/v1", tags=["uploads"])
+
+Files = Annotated[list[UploadFile], File(description="One or more files (field name `file`).")]
+
+
+def _incoming(files: list[UploadFile]) -> list[IncomingFile]:
+    return [IncomingFile(name=f.filename or "", stream=f.file) for f in files]
+
+
+@router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def upload_images(file: Files, settings: SettingsDep) -> JobAccepted:
+    """Index one or more photos. Unreadable files become per-file errors of the job."""
+    return JobAccepted.of(submit(JobKind.images, _incoming(file), settings))
+
+
+@router.post("/archives", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def upload_archive(file: Files, settings: SettingsDep) -> JobAccepted:
+    """Index every photo of a .zip, .tar, .tar.gz or .tgz archive (folders kept as paths)."""
+    return JobAccepted.of(submit(JobKind.archive, _incoming(file), settings))

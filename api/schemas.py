@@ -1,0 +1,106 @@
+"""Request and response bodies of the v1 HTTP contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.catalog import AnimalRecord
+from core.models import Job, JobKind, JobStatus
+
+
+class JobAccepted(BaseModel):
+    job_id: str = Field(examples=["3f2b8c1e9a7d4e1f8b6c5d4e3f2a1b0c"])
+    status: JobStatus
+
+    @classmethod
+    def of(cls, job: Job) -> JobAccepted:
+        return cls(job_id=job.id, status=job.status)
+
+
+class FileError(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str = Field(description="Path of the file inside the upload.", examples=["2019/rex.jpg"])
+    error: str = Field(examples=["not an image: the bytes are plain text"])
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: JobKind
+    status: JobStatus
+    total: int = Field(description="Files seen so far (final once ingest has finished).")
+    done: int = Field(description="Photos classified.")
+    failed: int = Field(description="Files that could not be indexed (see errors).")
+    duplicates: int = Field(description="Photos already in the archive (same bytes).")
+    message: str | None = None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    errors: list[FileError]
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class TopK(BaseModel):
+    breed: str
+    confidence: float
+
+
+class Animal(BaseModel):
+    id: int = Field(description="The photo's id.")
+    sha256: str
+    filename: str
+    path: str = Field(description="Sanitised path inside the upload (folders kept).")
+    species: str = Field(examples=["dog"], description="dog, cat or other")
+    breed: str | None = Field(examples=["golden_retriever"], description="null unless a dog")
+    confidence: float = Field(description="Probability of the breed among the 120 breeds.")
+    species_confidence: float
+    top_k: list[TopK]
+    model_version: str
+    job_id: str | None
+    width: int
+    height: int
+    image_url: str
+    thumbnail_url: str
+    indexed_at: datetime
+
+    @classmethod
+    def of(cls, record: AnimalRecord) -> Animal:
+        img, pred = record.image, record.prediction
+        return cls(
+            id=img.id,
+            sha256=img.sha256,
+            filename=img.filename,
+            path=img.path,
+            species=pred.species,
+            breed=pred.breed,
+            confidence=pred.confidence,
+            species_confidence=pred.species_confidence,
+            top_k=[TopK(**item) for item in pred.top_k],
+            model_version=record.model_version,
+            job_id=pred.job_id,
+            width=img.width,
+            height=img.height,
+            image_url=f"/v1/images/{img.id}/file",
+            thumbnail_url=f"/v1/images/{img.id}/thumbnail",
+            indexed_at=pred.created_at,
+        )
+
+
+class AnimalPage(BaseModel):
+    items: list[Animal]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class BreedCount(BaseModel):
+    breed: str
+    count: int

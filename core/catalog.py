@@ -1,0 +1,188 @@
+"""Queries over indexed animals: filters, keyset pagination, breed counts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.errors import PawdexError
+from core.models import Image, JobImage, ModelVersion, Prediction
+
+
+class InvalidQuery(PawdexError):
+    """A query parameter that cannot be honoured (bad cursor, unknown model version)."""
+
+
+class AnimalSort(StrEnum):
+    confidence_desc = "-confidence"
+    confidence_asc = "confidence"
+    indexed_desc = "-indexed_at"
+
+
+@dataclass
+class AnimalFilters:
+    breed: str | None = None
+    species: str | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    job_id: str | None = None
+    model_version: str | None = None
+    path_prefix: str | None = None
+    filename: str | None = None
+
+
+@dataclass
+class AnimalRecord:
+    image: Image
+    prediction: Prediction
+    model_version: str
+
+
+def active_model_version(session: Session) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).order_by(ModelVersion.active.desc(), ModelVersion.id.desc()).limit(1)
+    )
+
+
+def _resolve_version(session: Session, version: str | None) -> ModelVersion | None:
+    if version is None:
+        return active_model_version(session)
+    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    if row is None:
+        raise InvalidQuery(f"unknown model_version {version!r}")
+    return row
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(version_id: int, filters: AnimalFilters) -> Select:
+    stmt = (
+        select(Image, Prediction)
+        .join(Prediction, Prediction.image_id == Image.id)
+        .where(Prediction.model_version_id == version_id)
+    )
+    if filters.breed:
+        stmt = stmt.where(Prediction.breed == filters.breed)
+    if filters.species:
+        stmt = stmt.where(Prediction.species == filters.species)
+    if filters.min_confidence is not None:
+        stmt = stmt.where(Prediction.confidence >= filters.min_confidence)
+    if filters.max_confidence is not None:
+        stmt = stmt.where(Prediction.confidence <= filters.max_confidence)
+    if filters.job_id:
+        stmt = stmt.join(
+            JobImage, and_(JobImage.image_id == Image.id, JobImage.job_id == filters.job_id)
+        )
+    if filters.path_prefix:
+        stmt = stmt.where(Image.path.like(_escape_like(filters.path_prefix) + "%", escape="\\"))
+    if filters.filename:
+        stmt = stmt.where(
+            Image.filename.ilike("%" + _escape_like(filters.filename) + "%", escape="\\")
+        )
+    return stmt
+
+
+def _sort_key(sort: AnimalSort):
+    return Prediction.created_at if sort == AnimalSort.indexed_desc else Prediction.confidence
+
+
+def encode_cursor(sort: AnimalSort, record: AnimalRecord) -> str:
+    value: Any = getattr(
+        record.prediction, "created_at" if sort == AnimalSort.indexed_desc else "confidence"
+    )
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps({"s": sort.value, "v": value, "id": record.image.id}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if data["s"] != sort.value:
+            raise InvalidQuery("the cursor belongs to another sort order")
+        raw = data["v"]
+        value = datetime.fromisoformat(raw) if sort == AnimalSort.indexed_desc else float(raw)
+        return value, int(data["id"])
+    except InvalidQuery:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidQuery("invalid cursor") from exc
+
+
+def _ordered(stmt: Select, sort: AnimalSort, after: tuple[Any, int] | None) -> Select:
+    key = _sort_key(sort)
+    descending = sort != AnimalSort.confidence_asc
+    if after is not None:
+        value, last_id = after
+        if descending:
+            stmt = stmt.where(or_(key < value, and_(key == value, Image.id < last_id)))
+        else:
+            stmt = stmt.where(or_(key > value, and_(key == value, Image.id > last_id)))
+    if descending:
+        return stmt.order_by(key.desc(), Image.id.desc())
+    return stmt.order_by(key.asc(), Image.id.asc())
+
+
+def list_animals(
+    session: Session,
+    filters: AnimalFilters,
+    sort: AnimalSort = AnimalSort.confidence_desc,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[AnimalRecord], str | None]:
+    after = _decode_cursor(cursor, sort) if cursor else None
+    version = _resolve_version(session, filters.model_version)
+    if version is None:
+        return [], None
+    stmt = _ordered(_filtered(version.id, filters), sort, after).limit(limit + 1)
+    rows = [AnimalRecord(img, pred, version.version) for img, pred in session.execute(stmt)]
+    next_cursor = encode_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def iter_animals(
+    session: Session, filters: AnimalFilters, sort: AnimalSort = AnimalSort.confidence_desc
+) -> Iterator[AnimalRecord]:
+    """Every matching animal, streamed in pages (CSV export)."""
+    cursor = None
+    while True:
+        page, cursor = list_animals(session, filters, sort, limit=1000, cursor=cursor)
+        yield from page
+        if cursor is None:
+            return
+
+
+def get_animal(
+    session: Session, image_id: int, model_version: str | None = None
+) -> AnimalRecord | None:
+    version = _resolve_version(session, model_version)
+    if version is None:
+        return None
+    row = session.execute(
+        _filtered(version.id, AnimalFilters()).where(Image.id == image_id)
+    ).first()
+    return AnimalRecord(row[0], row[1], version.version) if row else None
+
+
+def breed_counts(session: Session, model_version: str | None = None) -> list[tuple[str, int]]:
+    version = _resolve_version(session, model_version)
+    if version is None:
+        return []
+    stmt = (
+        select(Prediction.breed, func.count())
+        .where(Prediction.model_version_id == version.id, Prediction.breed.is_not(None))
+        .group_by(Prediction.breed)
+        .order_by(func.count().desc(), Prediction.breed)
+    )
+    return [(breed, count) for breed, count in session.execute(stmt)]

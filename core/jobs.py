@@ -1,0 +1,93 @@
+"""Job bookkeeping shared by the API and the workers: counters, completion, resumption."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from core.errors import PawdexError
+from core.models import FINISHED_STATUSES, Job, JobStatus, utcnow
+
+
+class InvalidCursor(PawdexError):
+    """A pagination cursor that this server did not produce."""
+
+
+def insert_ignoring_conflicts(session: Session, model: type, index_elements: list[str]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (SQLite or PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(model).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def add_to_counters(session: Session, job_id: str, **deltas: int) -> None:
+    """Atomic ``counter = counter + n`` so concurrent tasks never lose an update."""
+    values = {name: getattr(Job, name) + n for name, n in deltas.items() if n}
+    if values:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def final_status(job: Job) -> JobStatus:
+    if job.failed == 0:
+        return JobStatus.succeeded
+    if job.done + job.duplicates == 0:
+        return JobStatus.failed
+    return JobStatus.partial
+
+
+def finish_if_complete(session: Session, job_id: str) -> JobStatus | None:
+    """Close the job once every entry is accounted for. Safe to call from any task, any time."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None or job.status in FINISHED_STATUSES or not job.ingest_done:
+        return None
+    if job.done + job.failed + job.duplicates < job.total:
+        return None
+    job.status = final_status(job)
+    job.finished_at = utcnow()
+    return job.status
+
+
+def fail_job(session: Session, job_id: str, message: str) -> None:
+    """End a job that cannot go on (its upload vanished, an unexpected error)."""
+    job = session.get(Job, job_id)
+    if job is not None and job.status not in FINISHED_STATUSES:
+        job.status = JobStatus.failed
+        job.message = message
+        job.finished_at = utcnow()
+
+
+def list_jobs(
+    session: Session, status: JobStatus | None, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(Job).options(selectinload(Job.errors))
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if cursor:
+        try:
+            created, job_id = json.loads(
+                base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            )
+            created = datetime.fromisoformat(created)
+        except (ValueError, TypeError) as exc:
+            raise InvalidCursor("invalid cursor") from exc
+        stmt = stmt.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
+        )
+    jobs = list(
+        session.scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    next_cursor = None
+    if len(jobs) > limit:
+        last = jobs[limit - 1]
+        raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
+        next_cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return jobs[:limit], next_cursor

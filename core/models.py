@@ -1,0 +1,167 @@
+"""ORM models (SQLAlchemy 2.0, typed). Every change here needs an Alembic revision."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    partial = "partial"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+FINISHED_STATUSES = frozenset(
+    {JobStatus.succeeded, JobStatus.partial, JobStatus.failed, JobStatus.cancelled}
+)
+
+
+class JobKind(enum.StrEnum):
+    images = "images"
+    archive = "archive"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    kind: Mapped[JobKind] = mapped_column(Enum(JobKind, native_enum=False, length=16))
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16), default=JobStatus.queued, index=True
+    )
+    # What was uploaded: spool paths relative to the spool dir, with their client names.
+    source: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    # Entries of the upload already ingested (committed), so a redelivered ingest resumes.
+    ingest_position: Mapped[int] = mapped_column(Integer, default=0)
+    ingest_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    errors: Mapped[list[JobError]] = relationship(
+        back_populates="job", order_by="JobError.id", cascade="all, delete-orphan"
+    )
+
+
+class JobError(Base):
+    """One file of a job that could not be indexed, with a message for the archivist."""
+
+    __tablename__ = "job_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="errors")
+
+
+class Image(Base):
+    """A stored photo, content-addressed: one row per distinct sha256."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(Text, index=True)  # original base name
+    path: Mapped[str] = mapped_column(Text)  # sanitised path inside the upload
+    format: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    stored_path: Mapped[str] = mapped_column(Text)  # relative to the storage dir
+    thumbnail_path: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_images_path", "path"),)
+
+
+class JobImage(Base):
+    """Every photo a job accepted, new or duplicate: what the job is made of."""
+
+    __tablename__ = "job_images"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    name: Mapped[str] = mapped_column(Text)
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Prediction(Base):
+    __tablename__ = "predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    species: Mapped[str] = mapped_column(String(16))
+    breed: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    species_confidence: Mapped[float] = mapped_column(Float)
+    top_k: Mapped[list[dict]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    image: Mapped[Image] = relationship()
+    model_version: Mapped[ModelVersion] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
+        Index("ix_predictions_model_breed_conf", "model_version_id", "breed", "confidence"),
+        Index("ix_predictions_model_conf", "model_version_id", "confidence"),
+        Index("ix_predictions_model_created", "model_version_id", "created_at"),
+        Index("ix_predictions_model_species", "model_version_id", "species"),
+    )

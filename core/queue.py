@@ -1,0 +1,84 @@
+"""The Celery app's configuration, shared by the API (which only sends) and the workers.
+
+Tasks are sent by name so that importing this module never imports torch.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from core.settings import Settings, get_settings
+
+INGEST_QUEUE = "ingest"
+INFERENCE_QUEUE = "inference"
+INGEST_TASK = "pawdex.ingest"
+CLASSIFY_TASK = "pawdex.classify"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("pawdex", broker=settings.resolved_broker_url)
+    conf: dict = {
+        "task_queues": [Queue(INGEST_QUEUE), Queue(INFERENCE_QUEUE)],
+        "task_default_queue": INGEST_QUEUE,
+        "task_routes": {
+            INGEST_TASK: {"queue": INGEST_QUEUE},
+            CLASSIFY_TASK: {"queue": INFERENCE_QUEUE},
+        },
+        # Job state lives in the database; no result backend.
+        "task_ignore_result": True,
+        # A task is acknowledged after it ran, so a killed worker's task is redelivered;
+        # every task is idempotent, so that is safe.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.is_embedded_broker:
+        folder = settings.broker_dir
+        for sub in ("out", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        conf["broker_transport_options"] = {
+            "data_folder_in": str(folder / "out"),
+            "data_folder_out": str(folder / "out"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        }
+    else:
+        # Redelivery of unacked tasks after a worker vanished (seconds).
+        conf["broker_transport_options"] = {"visibility_timeout": 3600}
+    app.conf.update(conf)
+    return app
+
+
+_apps: dict[tuple[str, str], Celery] = {}
+
+
+def get_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    key = (settings.resolved_broker_url, str(settings.broker_dir.resolve()))
+    if key not in _apps:
+        _apps[key] = make_celery(settings)
+    return _apps[key]
+
+
+def _send(name: str, args: list, queue: str, settings: Settings | None) -> None:
+    app = get_celery(settings)
+    if app.conf.task_always_eager:
+        # Local indexing and fast unit tests: run in this process (the worker's tasks are
+        # registered on this app by importing worker.tasks).
+        app.tasks[name].apply(args=args, throw=True)
+    else:
+        app.send_task(name, args=args, queue=queue)
+
+
+def enqueue_ingest(job_id: str, settings: Settings | None = None) -> None:
+    _send(INGEST_TASK, [job_id], INGEST_QUEUE, settings)
+
+
+def enqueue_classify(job_id: str, image_ids: list[int], settings: Settings | None = None) -> None:
+    _send(CLASSIFY_TASK, [job_id, image_ids], INFERENCE_QUEUE, settings)

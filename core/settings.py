@@ -1,0 +1,77 @@
+"""The one settings object (env prefix ``PAWDEX_``, also read from ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAWDEX_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./var"), description="Storage, spool, embedded DB and broker.")
+    database_url: str | None = Field(None, description="Default: SQLite in the data dir.")
+    broker_url: str | None = Field(
+        None, description="Default: a filesystem broker in the data dir."
+    )
+    model: str = Field("lite0-imagenet-dogs", description="Active model name.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(32, ge=1, le=1024, description="Photos per classification task.")
+    decode_threads: int = Field(2, ge=1, le=64)
+
+    # Upload and archive limits: every one of them is checked against what the bytes say,
+    # never against what a header or an archive directory declares.
+    max_upload_bytes: int = Field(2048 * MiB, description="Largest accepted upload (413 above).")
+    max_archive_members: int = Field(100_000, description="Entries read from one archive.")
+    max_member_bytes: int = Field(64 * MiB, description="Largest single file inside an archive.")
+    max_archive_total_bytes: int = Field(
+        8192 * MiB, description="Total uncompressed bytes read from one archive."
+    )
+    max_compression_ratio: float = Field(200.0, description="Per-member zip ratio above = bomb.")
+    max_image_pixels: int = Field(80_000_000, description="Larger images are refused (bombs).")
+    thumbnail_size: int = Field(256, ge=32, le=1024)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pawdex.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem")
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.storage_dir, self.spool_dir, self.models_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

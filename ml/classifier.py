@@ -1,0 +1,187 @@
+"""Breed classifiers: one small interface, load() once, predict() many times."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ml.backbones import backbone_spec, create_backbone, weights_path
+from ml.classes import (
+    BREED_NAMES,
+    IMAGENET_DOG_INDICES,
+    IMAGENET_FELID_INDICES,
+    stanford_dogs_imagenet_indices,
+)
+from ml.devices import autocast, resolve_device
+from ml.presets import EvalPreset
+
+SPECIES = ("dog", "cat", "other")
+TOP_K = 5
+
+
+@dataclass(frozen=True)
+class Prediction:
+    species: str  # "dog", "cat" or "other"
+    breed: str | None  # Stanford Dogs name when species == "dog", else None
+    confidence: float  # probability of `breed` among the 120 breeds
+    top_k: list[tuple[str, float]]  # best breeds, renormalised over the 120, best first
+    species_confidence: float
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class BreedClassifier(ABC):
+    """Image → species and most probable breed. Loads lazily; one instance per process."""
+
+    name: str
+
+    def __init__(self, name: str, device: str = "auto") -> None:
+        self.name = name
+        self.device = resolve_device(device)
+        self._model: nn.Module | None = None
+        self._lock = threading.Lock()
+
+    @property
+    @abstractmethod
+    def weights_file(self) -> Path:
+        """The local file the weights come from (names the version)."""
+
+    @property
+    @abstractmethod
+    def preset(self) -> EvalPreset:
+        """Preprocessing the model expects."""
+
+    @abstractmethod
+    def _build(self) -> nn.Module:
+        """The model with its weights, on CPU."""
+
+    @abstractmethod
+    def _decide(self, logits: torch.Tensor) -> list[Prediction]:
+        """Float32 CPU logits (N, C) → one prediction per row."""
+
+    @cached_property
+    def version(self) -> str:
+        return f"{self.name}@{file_sha256(self.weights_file)[:8]}"
+
+    @property
+    def input_size(self) -> int:
+        return self.preset.input_size
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Build the model and move it to the device; later calls do nothing."""
+        with self._lock:
+            if self._model is None:
+                model = self._build().eval()
+                self._model = model.to(self.device, memory_format=torch.channels_last)
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        return self.preset(img)
+
+    def predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
+        """One forward pass over a preprocessed (N, 3, H, W) batch."""
+        self.load()
+        assert self._model is not None
+        batch = batch.to(self.device, non_blocking=True).contiguous(
+            memory_format=torch.channels_last
+        )
+        with torch.inference_mode(), autocast(self.device):
+            logits = self._model(batch)
+        return self._decide(logits.float().cpu())
+
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        if not images:
+            return []
+        return self.predict_tensors(torch.stack([self.preprocess(img) for img in images]))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
+
+
+class ImagenetDogsClassifier(BreedClassifier):
+    """Zero-training baseline: an ImageNet-1k model read through its dog and cat classes.
+
+    Breed: the 120 Stanford Dogs logits, softmaxed among themselves.
+
+    Species: the 1000-way softmax with its dog synsets (151-268, 273-275) merged into one
+    class "dog" and its cat-family synsets (281-293) into one class "cat", every other
+    ImageNet class kept as it is; the argmax of that coarser distribution decides. A rule
+    without a threshold: a photo is a dog when dogs as a whole outweigh cats as a whole and
+    each single other class. species_confidence is the summed probability of the species
+    (for "other": everything that is neither dog nor cat).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        weights: str | Path | None = None,
+        device: str = "auto",
+        name: str | None = None,
+    ) -> None:
+        self.backbone = backbone_spec(backbone).name
+        self.weights = weights
+        default_name = f"{self.backbone.removeprefix('efficientnet_')}-imagenet-dogs"
+        super().__init__(name or default_name, device)
+        self._breed_index = torch.tensor(stanford_dogs_imagenet_indices())
+        self._dog_index = torch.tensor(IMAGENET_DOG_INDICES)
+        self._cat_index = torch.tensor(IMAGENET_FELID_INDICES)
+        self._other_mask = torch.ones(1000, dtype=torch.bool)
+        self._other_mask[self._dog_index] = False
+        self._other_mask[self._cat_index] = False
+
+    @cached_property
+    def weights_file(self) -> Path:
+        return weights_path(self.backbone, self.weights)
+
+    @cached_property
+    def preset(self) -> EvalPreset:
+        return EvalPreset.from_timm_name(backbone_spec(self.backbone).timm_name)
+
+    def _build(self) -> nn.Module:
+        return create_backbone(self.backbone, weights=self.weights_file)
+
+    def _decide(self, logits: torch.Tensor) -> list[Prediction]:
+        probs = logits.softmax(dim=1)
+        dog = probs[:, self._dog_index].sum(dim=1)
+        cat = probs[:, self._cat_index].sum(dim=1)
+        best_other = probs[:, self._other_mask].amax(dim=1)
+        species_i = torch.stack([dog, cat, best_other], dim=1).argmax(dim=1)
+        species_mass = torch.stack([dog, cat, (1 - dog - cat).clamp(0, 1)], dim=1)
+        species_p = species_mass.gather(1, species_i[:, None])[:, 0]
+        breed_probs = logits[:, self._breed_index].softmax(dim=1)
+        top_p, top_i = breed_probs.topk(TOP_K, dim=1)
+        predictions = []
+        for row in range(logits.shape[0]):
+            species = SPECIES[int(species_i[row])]
+            top_k = [
+                (BREED_NAMES[i], float(p))
+                for i, p in zip(top_i[row].tolist(), top_p[row].tolist(), strict=True)
+            ]
+            predictions.append(
+                Prediction(
+                    species=species,
+                    breed=top_k[0][0] if species == "dog" else None,
+                    confidence=top_k[0][1],
+                    top_k=top_k,
+                    species_confidence=float(species_p[row]),
+                )
+            )
+        return predictions

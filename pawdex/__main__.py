@@ -1,0 +1,3 @@
+from pawdex.cli import app
+
+app(prog_name="pawdex")

@@ -1,0 +1,77 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PHOTOS_DIR = Path(
+    os.environ.get("PAWDEX_PHOTOS_DIR", Path(__file__).resolve().parents[2] / "shared" / "photos")
+)
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    path: Path
+    breed: str  # Stanford Dogs name, or "not_dog"
+
+    @property
+    def is_dog(self) -> bool:
+        return self.breed != "not_dog"
+
+
+@pytest.fixture(scope="session")
+def labelled_photos() -> list[LabelledPhoto]:
+    """The real labelled photos beside the repository (never copied into it)."""
+    labels = PHOTOS_DIR / "labels.csv"
+    if not labels.is_file():
+        pytest.skip(f"real photos not found at {PHOTOS_DIR} (set PAWDEX_PHOTOS_DIR)")
+    with labels.open(newline="") as fh:
+        return [LabelledPhoto(PHOTOS_DIR / row["file"], row["breed"]) for row in csv.DictReader(fh)]
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """One loaded default model for the whole test session."""
+    # The worker's per-process cache: eager tests and direct tests share this one instance.
+    from worker.model_cache import get_classifier
+
+    return get_classifier("lite0-imagenet-dogs", "cpu")
+
+
+@pytest.fixture
+def embedded_settings(tmp_path, monkeypatch):
+    """Embedded mode (SQLite + filesystem broker) in a fresh data dir, schema migrated."""
+    from core.migrate import upgrade_to_head
+    from core.settings import get_settings
+
+    monkeypatch.setenv("PAWDEX_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("PAWDEX_DEVICE", "cpu")
+    monkeypatch.setenv("PAWDEX_BATCH_SIZE", "4")
+    for name in ("PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL", "PAWDEX_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade_to_head(settings)
+    yield settings
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def eager_client(embedded_settings, classifier):
+    """The API in-process with Celery eager: uploads are indexed before the 202 returns."""
+    from fastapi.testclient import TestClient
+
+    import worker.tasks  # noqa: F401  registers the tasks
+    from api.main import create_app
+    from core.queue import get_celery
+
+    celery = get_celery(embedded_settings)
+    celery.conf.task_always_eager = True
+    with TestClient(create_app(embedded_settings)) as client:
+        yield client
+    celery.conf.task_always_eager = False

@@ -1,0 +1,74 @@
+"""Production mode end to end: uvicorn API + a separate Celery worker process, PostgreSQL,
+Redis; a real archive uploaded over HTTP; predictions checked against the true breeds."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from core.models import Image, JobImage, Prediction
+from tests.photo_archives import pick, shelter_zip
+from tests.stack import base_env, pawdex, running_server, wait_job
+
+pytestmark = [pytest.mark.integration, pytest.mark.realphotos]
+
+
+def test_archive_upload_through_postgres_redis_and_a_worker(
+    pg_url, redis_url, labelled_photos, tmp_path
+):
+    photos = pick(labelled_photos, dogs=36, others=4)
+    archive, expected = shelter_zip(tmp_path / "shelter.zip", photos)
+    env = base_env(
+        tmp_path / "data",
+        PAWDEX_DATABASE_URL=pg_url,
+        PAWDEX_BROKER_URL=redis_url,
+        PAWDEX_BATCH_SIZE="8",
+    )
+    migrated = pawdex("migrate", env=env, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+
+    with (
+        running_server(
+            env, tmp_path / "logs", embedded=False, workers=[["--queues", "ingest,inference"]]
+        ) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        with archive.open("rb") as fh:
+            accepted = client.post(
+                "/v1/archives", files={"file": ("shelter.zip", fh, "application/zip")}
+            )
+        assert accepted.status_code == 202, accepted.text
+        job = wait_job(client, accepted.json()["job_id"], timeout=600)
+
+        assert job["status"] == "partial"
+        assert job["total"] == len(photos) + 3
+        assert (job["done"], job["duplicates"], job["failed"]) == (len(photos), 1, 2)
+        assert {e["name"] for e in job["errors"]} == {
+            "notes/not-a-photo.jpg",
+            "2020/truncated.jpg",
+        }
+
+        items = client.get("/v1/animals", params={"job_id": job["id"], "limit": 500}).json()[
+            "items"
+        ]
+        breeds = client.get("/v1/breeds").json()
+
+    by_path = {a["path"]: a for a in items}
+    assert set(by_path) == set(expected)
+    dogs = [p for p, label in expected.items() if label != "not_dog"]
+    correct = sum(by_path[p]["breed"] == expected[p] for p in dogs)
+    assert correct / len(dogs) >= 0.6, f"top-1 {correct}/{len(dogs)}"
+    non_dogs = [p for p, label in expected.items() if label == "not_dog"]
+    assert sum(by_path[p]["species"] != "dog" for p in non_dogs) >= len(non_dogs) - 1
+    assert sum(b["count"] for b in breeds) == sum(a["breed"] is not None for a in items)
+
+    # What the database holds: one prediction per photo, none twice.
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(Image)) == len(photos)
+            assert conn.scalar(select(func.count()).select_from(JobImage)) == len(photos)
+            assert conn.scalar(select(func.count()).select_from(Prediction)) == len(photos)
+    finally:
+        engine.dispose()

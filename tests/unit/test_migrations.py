@@ -1,0 +1,17 @@
+"""The ORM models and the Alembic head describe the same schema."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from core.db import get_engine
+from core.models import Base
+
+
+def schema_diff(engine) -> list:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+
+def test_sqlite_head_matches_models(embedded_settings):
+    assert schema_diff(get_engine(embedded_settings)) == []

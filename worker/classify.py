@@ -1,0 +1,113 @@
+"""Classify: one forward pass per batch, all predictions of the batch in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import torch
+from sqlalchemy import select
+
+from core.db import session_scope
+from core.errors import UnsupportedImage
+from core.imaging import decode_for_model
+from core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts
+from core.models import Image, Job, JobError, JobStatus
+from core.models import Prediction as PredictionRow
+from core.settings import Settings, get_settings
+from core.storage import Storage
+from worker.model_cache import get_classifier, model_version_id
+
+log = logging.getLogger("pawdex.classify")
+
+
+@lru_cache
+def _decoder_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
+
+
+def classify_images(job_id: str, image_ids: list[int], settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    model = get_classifier(settings.model, settings.device)
+    version_id = model_version_id(model, settings)
+    storage = Storage(settings.storage_dir)
+
+    with session_scope(settings) as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        if status is None or status == JobStatus.cancelled:
+            return
+        done_ids = set(
+            session.scalars(
+                select(PredictionRow.image_id).where(
+                    PredictionRow.image_id.in_(image_ids),
+                    PredictionRow.model_version_id == version_id,
+                )
+            )
+        )
+        rows = session.execute(
+            select(Image.id, Image.stored_path).where(Image.id.in_(image_ids)).order_by(Image.id)
+        ).all()
+    todo = [(row.id, row.stored_path) for row in rows if row.id not in done_ids]
+    if not todo:
+        with session_scope(settings) as session:
+            finish_if_complete(session, job_id)
+        return
+
+    def prepare(item: tuple[int, str]) -> torch.Tensor | str:
+        try:
+            img = decode_for_model(storage.path(item[1]), model.input_size)
+            return model.preprocess(img)
+        except (UnsupportedImage, OSError, ValueError) as exc:
+            return f"cannot read the stored photo: {exc}"
+
+    started = time.perf_counter()
+    prepared = list(_decoder_pool(settings.decode_threads).map(prepare, todo))
+    good = [
+        (item, t) for item, t in zip(todo, prepared, strict=True) if isinstance(t, torch.Tensor)
+    ]
+    bad = [(item, msg) for item, msg in zip(todo, prepared, strict=True) if isinstance(msg, str)]
+    predictions = model.predict_tensors(torch.stack([t for _, t in good])) if good else []
+    elapsed = time.perf_counter() - started
+
+    with session_scope(settings) as session:
+        inserted: list[int] = []
+        if good:
+            values = [
+                {
+                    "image_id": item[0],
+                    "model_version_id": version_id,
+                    "job_id": job_id,
+                    "species": p.species,
+                    "breed": p.breed,
+                    "confidence": p.confidence,
+                    "species_confidence": p.species_confidence,
+                    "top_k": [{"breed": b, "confidence": c} for b, c in p.top_k],
+                }
+                for (item, _), p in zip(good, predictions, strict=True)
+            ]
+            stmt = insert_ignoring_conflicts(
+                session, PredictionRow, ["image_id", "model_version_id"]
+            )
+            inserted = list(session.scalars(stmt.values(values).returning(PredictionRow.image_id)))
+        failed = 0
+        for (image_id, _), message in bad:
+            already = session.scalar(
+                select(JobError.id).where(JobError.job_id == job_id, JobError.image_id == image_id)
+            )
+            if already is None:
+                name = session.scalar(select(Image.path).where(Image.id == image_id)) or str(
+                    image_id
+                )
+                session.add(JobError(job_id=job_id, name=name, error=message, image_id=image_id))
+                failed += 1
+        # Counted in the same transaction as the rows: a redelivered task inserts nothing
+        # and so counts nothing.
+        add_to_counters(session, job_id, done=len(inserted), failed=failed)
+    with session_scope(settings) as session:
+        finish_if_complete(session, job_id)
+    log.info(
+        "event=classified job_id=%s batch=%s new=%s failed=%s seconds=%.3f",
+        job_id, len(todo), len(inserted), len(bad), elapsed,
+    )  # fmt: skip
