@@ -111,3 +111,32 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
         "event=classified job_id=%s batch=%s new=%s failed=%s seconds=%.3f",
         job_id, len(todo), len(inserted), len(bad), elapsed,
     )  # fmt: skip
+
+
+def give_up(
+    job_id: str, image_ids: list[int], message: str, settings: Settings | None = None
+) -> None:
+    """Account for a batch that cannot be classified, so its job still ends (as partial)."""
+    settings = settings or get_settings()
+    with session_scope(settings) as session:
+        predicted = set(
+            session.scalars(
+                select(PredictionRow.image_id).where(
+                    PredictionRow.image_id.in_(image_ids), PredictionRow.job_id == job_id
+                )
+            )
+        )
+        recorded = set(
+            session.scalars(
+                select(JobError.image_id).where(
+                    JobError.job_id == job_id, JobError.image_id.in_(image_ids)
+                )
+            )
+        )
+        rows = session.execute(select(Image.id, Image.path).where(Image.id.in_(image_ids))).all()
+        lost = [row for row in rows if row.id not in predicted and row.id not in recorded]
+        for row in lost:
+            session.add(JobError(job_id=job_id, name=row.path, error=message, image_id=row.id))
+        add_to_counters(session, job_id, failed=len(lost))
+    with session_scope(settings) as session:
+        finish_if_complete(session, job_id)

@@ -10,6 +10,9 @@ import logging
 import posixpath
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import exists, select
 
@@ -91,31 +94,108 @@ def ingest_job(job_id: str, settings: Settings | None = None) -> None:
     log.info("event=ingest_done job_id=%s entries=%s", job_id, position)
 
 
+@dataclass
+class _Prepared:
+    entry: ArchiveEntry
+    sha256: str | None = None
+    row: dict | None = None  # a new photo, stored, ready to insert
+    error: str | None = None
+
+
+@lru_cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingest")
+
+
+def _hash(entry: ArchiveEntry) -> _Prepared:
+    if entry.error is not None or entry.data is None:
+        return _Prepared(entry, error=entry.error or "empty entry")
+    if not entry.data:
+        return _Prepared(entry, error="empty file (0 bytes)")
+    return _Prepared(entry, sha256=sha256_bytes(entry.data))
+
+
+def _decode_and_store(item: _Prepared, job_id: str, storage: Storage, settings: Settings) -> None:
+    """Validate by decoding, store the bytes and a thumbnail (one decode for both)."""
+    data, sha = item.entry.data, item.sha256
+    try:
+        img, info = open_image(data, settings.max_image_pixels)
+        thumbnail = make_thumbnail(img, settings.thumbnail_size)
+    except UnsupportedImage as exc:
+        item.error = str(exc)
+        return
+    key = storage.image_key(sha, info.format)
+    storage.put(key, data)
+    thumb_key = storage.thumbnail_key(sha)
+    storage.put(thumb_key, thumbnail)
+    item.row = dict(
+        sha256=sha,
+        filename=posixpath.basename(item.entry.name),
+        path=item.entry.name,
+        format=info.format,
+        size_bytes=len(data),
+        width=info.width,
+        height=info.height,
+        stored_path=key,
+        thumbnail_path=thumb_key,
+        job_id=job_id,
+        created_at=utcnow(),
+    )
+
+
 def _commit_batch(
     job_id: str, batch: list[ArchiveEntry], position: int, storage: Storage, settings: Settings
 ) -> int:
+    """Hash, dedupe, decode and store a batch, then record it in one short transaction.
+
+    Decoding happens outside the transaction (and in threads) so that the write lock, which
+    SQLite holds for the whole transaction, is held only for the inserts."""
     if not batch:
         return position
+    items = [_hash(entry) for entry in batch]
+    shas = {item.sha256 for item in items if item.sha256}
+    with session_scope(settings) as session:
+        known = dict(
+            session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas))).all()
+        )
+        in_job = set(
+            session.scalars(
+                select(JobImage.image_id).where(
+                    JobImage.job_id == job_id, JobImage.image_id.in_(known.values())
+                )
+            )
+        )
+    first_seen: dict[str, _Prepared] = {}
+    for item in items:
+        if item.sha256 and item.sha256 not in known:
+            first_seen.setdefault(item.sha256, item)
+    pool = _pool(settings.decode_threads)
+    list(pool.map(lambda it: _decode_and_store(it, job_id, storage, settings), first_seen.values()))
+
     new_ids: list[int] = []
     failed = duplicates = 0
     with session_scope(settings) as session:
-        seen_in_job = set(
-            session.scalars(select(JobImage.image_id).where(JobImage.job_id == job_id))
-        )
-        for entry in batch:
-            try:
-                image_id, is_new = _store_entry(session, entry, job_id, storage, settings)
-            except UnsupportedImage as exc:
-                session.add(JobError(job_id=job_id, name=entry.name, error=str(exc)))
+        for item in items:
+            source = first_seen.get(item.sha256) if item.sha256 else None
+            error = item.error or (source.error if source is not None else None)
+            if error is not None:
+                session.add(JobError(job_id=job_id, name=item.entry.name, error=error))
                 failed += 1
                 continue
-            if image_id in seen_in_job:
-                duplicates += 1  # the same photo twice in one upload
+            image_id, is_new = known.get(item.sha256), False
+            if image_id is None:  # first sight of this photo anywhere
+                stmt = insert_ignoring_conflicts(session, Image, ["sha256"]).values(**item.row)
+                image_id = session.scalar(stmt.returning(Image.id))
+                is_new = image_id is not None
+                if not is_new:  # another job stored the same photo a moment ago
+                    image_id = session.scalar(select(Image.id).where(Image.sha256 == item.sha256))
+                known[item.sha256] = image_id
+            if image_id in in_job:
+                duplicates += 1  # already part of this job (the same photo twice)
                 continue
-            seen_in_job.add(image_id)
-            session.add(
-                JobImage(job_id=job_id, image_id=image_id, name=entry.name, duplicate=not is_new)
-            )
+            in_job.add(image_id)
+            name = item.entry.name
+            session.add(JobImage(job_id=job_id, image_id=image_id, name=name, duplicate=not is_new))
             if is_new:
                 new_ids.append(image_id)
             else:
@@ -127,42 +207,6 @@ def _commit_batch(
     for start in range(0, len(new_ids), settings.batch_size):
         enqueue_classify(job_id, new_ids[start : start + settings.batch_size], settings)
     return position
-
-
-def _store_entry(
-    session, entry: ArchiveEntry, job_id: str, storage: Storage, settings: Settings
-) -> tuple[int, bool]:
-    if entry.error is not None or entry.data is None:
-        raise UnsupportedImage(entry.error or "empty entry")
-    if not entry.data:
-        raise UnsupportedImage("empty file (0 bytes)")
-    sha = sha256_bytes(entry.data)
-    existing = session.scalar(select(Image.id).where(Image.sha256 == sha))
-    if existing is not None:
-        return existing, False
-    img, info = open_image(entry.data, settings.max_image_pixels)
-    key = storage.image_key(sha, info.format)
-    storage.put(key, entry.data)
-    thumb_key = storage.thumbnail_key(sha)
-    storage.put(thumb_key, make_thumbnail(img, settings.thumbnail_size))
-    row = dict(
-        sha256=sha,
-        filename=posixpath.basename(entry.name),
-        path=entry.name,
-        format=info.format,
-        size_bytes=len(entry.data),
-        width=info.width,
-        height=info.height,
-        stored_path=key,
-        thumbnail_path=thumb_key,
-        job_id=job_id,
-        created_at=utcnow(),
-    )
-    stmt = insert_ignoring_conflicts(session, Image, ["sha256"]).values(**row).returning(Image.id)
-    image_id = session.scalar(stmt)
-    if image_id is None:  # another job stored the same photo a moment ago
-        return session.scalar(select(Image.id).where(Image.sha256 == sha)), False
-    return image_id, True
 
 
 def _requeue_unclassified(job_id: str, settings: Settings) -> None:

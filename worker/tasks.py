@@ -6,16 +6,21 @@ eager one of ``pawdex index --local`` and the unit tests).
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from core.queue import CLASSIFY_TASK, INGEST_TASK
 
+log = logging.getLogger("pawdex.worker")
+
 # Transient outages of the database or the broker: retry with exponential backoff.
 # Every task is idempotent, so a retry never does anything twice.
+TRANSIENT = (DatabaseError, BrokerError)
 RETRY = dict(
-    autoretry_for=(DatabaseError, BrokerError),
+    autoretry_for=TRANSIENT,
     retry_backoff=2,
     retry_backoff_max=120,
     retry_jitter=True,
@@ -25,13 +30,28 @@ RETRY = dict(
 
 @shared_task(name=INGEST_TASK, **RETRY)
 def ingest(job_id: str) -> None:
+    from core.db import session_scope
+    from core.jobs import fail_job
     from worker.ingest import ingest_job
 
-    ingest_job(job_id)
+    try:
+        ingest_job(job_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # a bug or a resource failure: end the job clearly, never hang
+        log.exception("event=ingest_failed job_id=%s", job_id)
+        with session_scope() as session:
+            fail_job(session, job_id, f"ingest stopped by an internal error: {exc!r}")
 
 
 @shared_task(name=CLASSIFY_TASK, **RETRY)
 def classify(job_id: str, image_ids: list[int]) -> None:
-    from worker.classify import classify_images
+    from worker.classify import classify_images, give_up
 
-    classify_images(job_id, image_ids)
+    try:
+        classify_images(job_id, image_ids)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        log.exception("event=classify_failed job_id=%s images=%s", job_id, len(image_ids))
+        give_up(job_id, image_ids, f"classification failed: {exc!r}")

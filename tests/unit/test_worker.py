@@ -75,3 +75,53 @@ def test_ingest_resumes_from_the_committed_position(eager_client, embedded_setti
             "succeeded",
         )
         assert s.scalar(select(func.count()).select_from(Prediction)) == 10
+
+
+def _ingested_job(settings, photos: dict[str, bytes]) -> tuple[str, list[int]]:
+    """Ingest without running classification (the filesystem broker just keeps the tasks)."""
+    import io
+
+    from core.models import JobKind
+    from core.uploads import IncomingFile, submit
+    from worker.ingest import ingest_job
+
+    files = [IncomingFile(name, io.BytesIO(data)) for name, data in photos.items()]
+    job = submit(JobKind.images, files, settings, enqueue=False)
+    ingest_job(job.id, settings)
+    with session_scope(settings) as s:
+        return job.id, list(s.scalars(select(Image.id).order_by(Image.id)))
+
+
+def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, classifier):
+    from core.storage import Storage
+    from worker.classify import classify_images
+
+    job_id, ids = _ingested_job(
+        embedded_settings, {"a.jpg": jpeg_bytes(seed=400), "b.jpg": jpeg_bytes(seed=401)}
+    )
+    with session_scope(embedded_settings) as s:
+        assert _job(s, job_id).status == "running"
+        stored = s.get(Image, ids[0]).stored_path
+    Storage(embedded_settings.storage_dir).path(stored).write_bytes(b"disk corruption")
+
+    classify_images(job_id, ids, embedded_settings)
+    classify_images(job_id, ids, embedded_settings)  # redelivered: nothing counted twice
+    with session_scope(embedded_settings) as s:
+        job = _job(s, job_id)
+        assert (job.status, job.done, job.failed) == ("partial", 1, 1)
+        assert [e.name for e in job.errors] == ["a.jpg"]
+        assert "cannot read the stored photo" in job.errors[0].error
+
+
+def test_a_batch_that_cannot_be_classified_still_ends_its_job(embedded_settings):
+    from worker.classify import give_up
+
+    job_id, ids = _ingested_job(
+        embedded_settings, {"c.jpg": jpeg_bytes(seed=402), "d.jpg": jpeg_bytes(seed=403)}
+    )
+    give_up(job_id, ids, "classification failed: RuntimeError('out of memory')", embedded_settings)
+    give_up(job_id, ids, "classification failed again", embedded_settings)
+    with session_scope(embedded_settings) as s:
+        job = _job(s, job_id)
+        assert (job.status, job.done, job.failed, job.total) == ("failed", 0, 2, 2)
+        assert {e.name for e in job.errors} == {"c.jpg", "d.jpg"}
