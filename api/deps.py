@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from core.db import session_factory
@@ -25,3 +25,7 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+# Database integers are 32-bit: a larger id is simply not found, never a database error.
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Numeric id")]

@@ -36,7 +36,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS.get(type(exc), 422))
 
     @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
+    async def _guard_request(request: Request, call_next):
+        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail deep inside.
+        if "\x00" in request.url.path or "%00" in request.url.query:
+            return JSONResponse({"detail": "NUL bytes are not allowed in URLs"}, status_code=400)
         # Refuse an oversized upload before reading it, when the client says how big it is.
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_upload_bytes:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from core.archive import detect_archive_kind
+from core.archive import detect_archive_kind, sanitize_member_name
 from core.db import session_scope
 from core.errors import PawdexError, UnsupportedArchive
 from core.models import Job, JobKind, JobStatus, utcnow
@@ -51,7 +51,8 @@ def _spool(files: Iterable[IncomingFile], settings: Settings) -> tuple[Path, lis
                     out.write(chunk)
             items.append(
                 {
-                    "name": incoming.name or f"file-{number}",
+                    # Client file names are untrusted text, like archive member names.
+                    "name": sanitize_member_name(incoming.name or f"file-{number}"),
                     "spool": f"{batch_dir.name}/{target.name}",
                 }
             )

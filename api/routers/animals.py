@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import SessionDep
+from api.deps import RowId, SessionDep
 from api.schemas import Animal, AnimalPage, BreedCount
 from core.catalog import (
     AnimalFilters,
@@ -101,7 +101,7 @@ def animals(
 
 
 @router.get("/animals/{animal_id}", response_model=Animal)
-def animal(animal_id: int, session: SessionDep, model_version: str | None = None) -> Animal:
+def animal(animal_id: RowId, session: SessionDep, model_version: str | None = None) -> Animal:
     record = get_animal(session, animal_id, model_version)
     if record is None:
         raise HTTPException(404, f"animal {animal_id} not found")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import RowId, SessionDep, SettingsDep
 from core.models import Image
 from core.storage import Storage
 
@@ -24,7 +24,7 @@ def _image(session, image_id: int) -> Image:
 
 
 @router.get("/{image_id}/file", response_class=FileResponse)
-def image_file(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The stored photo, byte for byte as uploaded."""
     image = _image(session, image_id)
     return FileResponse(
@@ -35,7 +35,7 @@ def image_file(image_id: int, session: SessionDep, settings: SettingsDep) -> Fil
 
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
-def image_thumbnail(image_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """A small WebP of the photo, made once at ingest."""
     image = _image(session, image_id)
     if not image.thumbnail_path:

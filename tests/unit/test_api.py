@@ -186,6 +186,10 @@ def test_image_file_and_thumbnail(eager_client):
         ("/v1/animals?sort=name", 422),
         ("/v1/animals?model_version=unknown", 400),
         ("/v1/jobs?cursor=%%%", 400),
+        ("/v1/animals/99999999999999999999", 422),
+        ("/v1/images/0/thumbnail", 422),
+        ("/v1/jobs/%00", 400),
+        ("/v1/animals?breed=%00", 400),
     ],
 )
 def test_bad_requests_get_clear_4xx(eager_client, url, status):
