@@ -6,7 +6,7 @@ Tasks are sent by name so that importing this module never imports torch.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from core.settings import Settings, get_settings
 
@@ -19,7 +19,12 @@ CLASSIFY_TASK = "pawdex.classify"
 def make_celery(settings: Settings) -> Celery:
     app = Celery("pawdex", broker=settings.resolved_broker_url)
     conf: dict = {
-        "task_queues": [Queue(INGEST_QUEUE), Queue(INFERENCE_QUEUE)],
+        # One exchange per queue: a queue declared without one would share the default
+        # exchange and routing key, and every message would reach both queues.
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (INGEST_QUEUE, INFERENCE_QUEUE)
+        ],
         "task_default_queue": INGEST_QUEUE,
         "task_routes": {
             INGEST_TASK: {"queue": INGEST_QUEUE},

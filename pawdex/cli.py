@@ -34,12 +34,24 @@ def migrate() -> None:
     typer.echo(f"database at head: {settings.resolved_database_url.split('@')[-1]}")
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM to this child when ``pawdex serve`` dies, however it
+    dies (uvicorn re-raises SIGTERM after its shutdown, which skips ``finally`` blocks)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _embedded_workers() -> list[subprocess.Popen]:
     # Two solo workers: ingest (I/O and decoding) overlaps with inference (the model).
     base = [sys.executable, "-m", "pawdex", "worker", "--concurrency", "1"]
     return [
-        subprocess.Popen([*base, "--queues", "ingest", "--name", "ingest@%h"]),
-        subprocess.Popen([*base, "--queues", "inference", "--name", "inference@%h"]),
+        subprocess.Popen(
+            [*base, "--queues", queue, "--name", f"{queue}@%h"], preexec_fn=_die_with_parent
+        )
+        for queue in ("ingest", "inference")
     ]
 
 
