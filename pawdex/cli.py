@@ -96,6 +96,15 @@ def worker(
     from worker.celery_app import app as celery_app
 
     pool = "solo" if concurrency == 1 else "prefork"
+    if "inference" in queues.split(","):
+        from worker.model_cache import preload
+
+        if pool == "solo":
+            preload(get_settings())
+        else:  # load in each forked child, never before the fork (torch threads)
+            from celery.signals import worker_process_init
+
+            worker_process_init.connect(lambda **_: preload(get_settings()), weak=False)
     celery_app.worker_main(
         ["worker", "--pool", pool, "--concurrency", str(concurrency), "--queues", queues,
          "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

@@ -45,3 +45,8 @@ def model_version_id(model: BreedClassifier, settings: Settings) -> int:
             row.active = True
         _version_ids[key] = row.id
     return _version_ids[key]
+
+
+def preload(settings: Settings) -> None:
+    """Load the model before taking tasks, so the first batch does not wait for it."""
+    model_version_id(get_classifier(settings.model, settings.device), settings)
