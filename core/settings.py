@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     )
     max_compression_ratio: float = Field(200.0, description="Per-member zip ratio above = bomb.")
     max_image_pixels: int = Field(80_000_000, description="Larger images are refused (bombs).")
-    thumbnail_size: int = Field(256, ge=32, le=1024)
+    thumbnail_size: int = Field(
+        256,
+        ge=32,
+        le=1024,
+        description="Shorter side of thumbnails; at >= the model's resize (256 for Lite0) the "
+        "worker classifies from the thumbnail and never decodes the original again.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -25,7 +25,7 @@ class Storage:
 
     @staticmethod
     def thumbnail_key(sha256: str) -> str:
-        return f"thumbs/{sha256[:2]}/{sha256[2:4]}/{sha256}.webp"
+        return f"thumbs/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
 
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()

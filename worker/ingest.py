@@ -119,7 +119,7 @@ def _decode_and_store(item: _Prepared, job_id: str, storage: Storage, settings: 
     """Validate by decoding, store the bytes and a thumbnail (one decode for both)."""
     data, sha = item.entry.data, item.sha256
     try:
-        img, info = open_image(data, settings.max_image_pixels)
+        img, info = open_image(data, settings.max_image_pixels, min_side=settings.thumbnail_size)
         thumbnail = make_thumbnail(img, settings.thumbnail_size)
     except UnsupportedImage as exc:
         item.error = str(exc)

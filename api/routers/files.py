@@ -36,12 +36,12 @@ def image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> F
 
 @router.get("/{image_id}/thumbnail", response_class=FileResponse)
 def image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
-    """A small WebP of the photo, made once at ingest."""
+    """A small JPEG of the photo (shorter side `PAWDEX_THUMBNAIL_SIZE`), made at ingest."""
     image = _image(session, image_id)
     if not image.thumbnail_path:
         raise HTTPException(404, f"image {image_id} has no thumbnail")
     return FileResponse(
         Storage(settings.storage_dir).path(image.thumbnail_path),
-        media_type="image/webp",
+        media_type="image/jpeg",
         headers=IMMUTABLE,
     )

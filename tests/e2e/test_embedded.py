@@ -37,7 +37,7 @@ def test_serve_embedded_and_index_a_folder_and_an_archive(labelled_photos, tmp_p
     assert set(expected) <= paths
     assert {f"kennel/run-b/{p.path.name}" for p in photos[8:]} <= paths
     assert len(items) == len(photos)
-    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
     assert (tmp_path / "var" / "pawdex.db").is_file()
 
 

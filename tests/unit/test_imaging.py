@@ -229,12 +229,37 @@ def test_a_photo_at_the_pixel_limit_is_fine():
 # ---------------------------------------------------------------- thumbnails, model input
 
 
-def test_thumbnail_is_webp_with_its_aspect_kept():
-    img, _ = open_image(jpeg_bytes((800, 400)), MAX_PIXELS)
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((1600, 1200), (341, 256)),  # shorter side brought to 256
+        ((1200, 1600), (256, 341)),
+        ((800, 400), (512, 256)),
+        ((3000, 500), (512, 85)),  # a panorama: the longer side is capped at twice
+        ((200, 150), (200, 150)),  # never enlarged
+    ],
+)
+def test_thumbnail_is_a_jpeg_with_its_shorter_side_at_the_size(size, expected):
+    img, _ = open_image(jpeg_bytes(size), MAX_PIXELS)
     thumb = Image.open(io.BytesIO(make_thumbnail(img, 256)))
 
-    assert thumb.format == "WEBP"
-    assert thumb.size == (256, 128)
+    assert thumb.format == "JPEG"
+    assert thumb.size == expected
+
+
+def test_reduced_decode_keeps_the_full_size_in_the_info():
+    img, info = open_image(jpeg_bytes((1600, 1200)), MAX_PIXELS, min_side=256)
+    assert img.size == (400, 300)  # libjpeg decoded at 1/4
+    assert (info.width, info.height) == (1600, 1200)
+
+    img, info = open_image(with_orientation(6, size=(1600, 1200)), MAX_PIXELS, min_side=256)
+    assert img.width < img.height
+    assert (info.width, info.height) == (1200, 1600)
+
+
+def test_reduced_decode_still_refuses_a_truncated_jpeg():
+    with pytest.raises(UnsupportedImage):
+        open_image(jpeg_bytes((1600, 1200))[:20_000], MAX_PIXELS, min_side=256)
 
 
 def test_decode_for_model_uses_the_reduced_jpeg_decode(tmp_path):

@@ -125,3 +125,29 @@ def test_a_batch_that_cannot_be_classified_still_ends_its_job(embedded_settings)
         job = _job(s, job_id)
         assert (job.status, job.done, job.failed, job.total) == ("failed", 0, 2, 2)
         assert {e.name for e in job.errors} == {"c.jpg", "d.jpg"}
+
+
+def test_model_input_is_the_thumbnail_when_it_covers_the_model_resize(tmp_path):
+    """One decode per photo: the worker reads the ingest thumbnail, not the original."""
+    import io
+    from types import SimpleNamespace
+
+    from PIL import Image as PILImage
+
+    from core.imaging import make_thumbnail
+    from core.storage import Storage
+    from worker.classify import model_input
+
+    storage = Storage(tmp_path)
+    original = jpeg_bytes(width=1600, height=1200, seed=500)
+    big = make_thumbnail(PILImage.open(io.BytesIO(original)).convert("RGB"), 256)
+    storage.put("thumbs/big.jpg", big)
+    storage.put("images/broken.jpg", b"the original is never read")
+    row = SimpleNamespace(thumbnail_path="thumbs/big.jpg", stored_path="images/broken.jpg")
+    assert model_input(row, storage, resize_size=256).size == (341, 256)
+
+    small = make_thumbnail(PILImage.open(io.BytesIO(original)).convert("RGB"), 128)
+    storage.put("thumbs/small.jpg", small)
+    storage.put("images/original.jpg", original)
+    row = SimpleNamespace(thumbnail_path="thumbs/small.jpg", stored_path="images/original.jpg")
+    assert min(model_input(row, storage, resize_size=256).size) >= 256  # from the original
