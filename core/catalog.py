@@ -126,12 +126,12 @@ def _ordered(stmt: Select, sort: AnimalSort, after: tuple[Any, int] | None) -> S
     if after is not None:
         value, last_id = after
         if descending:
-            stmt = stmt.where(or_(key < value, and_(key == value, Image.id < last_id)))
+            stmt = stmt.where(or_(key < value, and_(key == value, Prediction.image_id < last_id)))
         else:
-            stmt = stmt.where(or_(key > value, and_(key == value, Image.id > last_id)))
+            stmt = stmt.where(or_(key > value, and_(key == value, Prediction.image_id > last_id)))
     if descending:
-        return stmt.order_by(key.desc(), Image.id.desc())
-    return stmt.order_by(key.asc(), Image.id.asc())
+        return stmt.order_by(key.desc(), Prediction.image_id.desc())
+    return stmt.order_by(key.asc(), Prediction.image_id.asc())
 
 
 def list_animals(

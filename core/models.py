@@ -132,7 +132,8 @@ class Image(Base):
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_images_path", "path"),)
+    # text_pattern_ops: PostgreSQL uses the index for ``path LIKE 'prefix%'`` in any locale.
+    __table_args__ = (Index("ix_images_path", "path", postgresql_ops={"path": "text_pattern_ops"}),)
 
 
 class JobImage(Base):
@@ -178,8 +179,18 @@ class Prediction(Base):
 
     __table_args__ = (
         UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
-        Index("ix_predictions_model_breed_conf", "model_version_id", "breed", "confidence"),
-        Index("ix_predictions_model_conf", "model_version_id", "confidence"),
-        Index("ix_predictions_model_created", "model_version_id", "created_at"),
-        Index("ix_predictions_model_species", "model_version_id", "species"),
+        # Each query path of /v1/animals is one index range scan, already in the order of
+        # its keyset pagination (sort key, then image_id).
+        Index(
+            "ix_predictions_model_breed_conf", "model_version_id", "breed", "confidence", "image_id"
+        ),
+        Index(
+            "ix_predictions_model_species_conf",
+            "model_version_id",
+            "species",
+            "confidence",
+            "image_id",
+        ),
+        Index("ix_predictions_model_conf", "model_version_id", "confidence", "image_id"),
+        Index("ix_predictions_model_created", "model_version_id", "created_at", "image_id"),
     )

@@ -15,3 +15,14 @@ def schema_diff(engine) -> list:
 
 def test_sqlite_head_matches_models(embedded_settings):
     assert schema_diff(get_engine(embedded_settings)) == []
+
+
+def test_every_revision_downgrades_and_upgrades_again(embedded_settings):
+    from alembic import command
+
+    from core.migrate import alembic_config
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+    assert schema_diff(get_engine(embedded_settings)) == []
