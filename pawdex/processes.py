@@ -1,0 +1,181 @@
+"""pawdex as real processes (API server, Celery workers): start, wait for, follow, stop.
+
+Used by ``pawdex serve`` (embedded workers), ``pawdex bench`` and the integration and e2e
+tests. Children started here never outlive their parent: they are stopped in ``finally`` and,
+on Linux, the kernel sends them SIGTERM if the parent dies first (``die_with_parent``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # httpx is imported where it is used: `pawdex worker` never needs it
+    import httpx
+
+FINISHED = {"succeeded", "partial", "failed", "cancelled"}
+
+# The settings a stack started here always decides itself (never inherited from the caller).
+_PLACEMENT = ("PAWDEX_DATA_DIR", "PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL")
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM to this child when its parent dies, however it dies
+    (uvicorn re-raises SIGTERM after its shutdown, which skips ``finally`` blocks).
+
+    Use as ``preexec_fn``. The signal follows the parent *thread* that started the child:
+    start children from a thread that lives as long as they should (the main thread)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(
+    args: Sequence[str], env: dict[str, str], log: Path, *, module: str = "pawdex"
+) -> subprocess.Popen:
+    """``python -m <module> <args>`` with its output in ``log``; dies with this process."""
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_ready(
+    base_url: str, procs: Sequence[subprocess.Popen], timeout: float = 120, path: str = "/readyz"
+) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base_url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{base_url} not ready after {timeout}s")
+
+
+def wait_job(
+    client: httpx.Client, job_id: str, timeout: float = 600, interval: float = 0.5
+) -> dict:
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/v1/jobs/{job_id}")
+        response.raise_for_status()
+        job = response.json()
+        if job["status"] in FINISHED:
+            return job
+        time.sleep(interval)
+    raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
+
+
+def base_env(data_dir: Path, *, inherit_settings: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a stack whose data lives in ``data_dir``.
+
+    By default every ``PAWDEX_*`` variable of this process is dropped and the device is the
+    CPU (tests). With ``inherit_settings`` the caller's settings (model, device, batch size …)
+    are kept, all but where the data lives (data dir, database, broker)."""
+    drop = _PLACEMENT if inherit_settings else None
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PAWDEX_") or (drop is not None and k not in drop)
+    }
+    env |= {"PAWDEX_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    if not inherit_settings:
+        env["PAWDEX_DEVICE"] = "cpu"
+    env |= extra
+    return env
+
+
+@dataclass
+class Stack:
+    """A running API and its separate workers."""
+
+    url: str
+    api: subprocess.Popen
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+
+@contextmanager
+def running_stack(
+    env: dict[str, str],
+    logs: Path,
+    embedded: bool,
+    workers: Sequence[Sequence[str]] = (),
+    serve_args: Sequence[str] = (),
+    timeout: float = 120,
+) -> Iterator[Stack]:
+    """The API (with embedded workers or not) plus any separate workers, until the block ends."""
+    port = free_port()
+    logs.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen] = []
+    try:
+        for i, args in enumerate(workers):
+            procs.append(spawn(["worker", *args], env, logs / f"worker{i}.log"))
+        flag = "--embedded-worker" if embedded else "--no-embedded-worker"
+        api = spawn(["serve", "--port", str(port), flag, *serve_args], env, logs / "api.log")
+        procs.append(api)
+        base_url = f"http://127.0.0.1:{port}"
+        wait_ready(base_url, procs, timeout=timeout)
+        yield Stack(url=base_url, api=api, workers=procs[:-1])
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+@contextmanager
+def running_server(
+    env: dict[str, str], logs: Path, embedded: bool, workers: Sequence[Sequence[str]] = ()
+) -> Iterator[str]:
+    """``running_stack`` that yields only the API's URL."""
+    with running_stack(env, logs, embedded, workers) as stack:
+        yield stack.url
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident set size so far (Linux ``VmHWM``), in MiB."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return None

@@ -1,0 +1,71 @@
+"""``pawdex bench --json`` on a tiny N: every figure is there and consistent (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import PHOTOS_DIR
+from tests.stack import base_env, pawdex
+
+pytestmark = [pytest.mark.integration, pytest.mark.realphotos, pytest.mark.slow]
+
+PG_ADMIN_URL = os.environ.get("PAWDEX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+FIGURES = ("bare_img_s", "e2e_img_s", "naive_img_s", "query_p95_ms", "peak_rss_mb")
+RATIOS = ("ratio_e2e_vs_bare", "ratio_e2e_vs_naive")
+
+
+@pytest.fixture
+def pg_admin_url() -> str:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL is not reachable ({exc}); see DESIGN.md to start it"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return PG_ADMIN_URL
+
+
+def test_bench_json_reports_every_figure(labelled_photos, pg_admin_url, tmp_path):
+    scratch = tmp_path / "bench"
+    result = pawdex(
+        "bench", "--photos", "8", "--rss-photos", "0", "--naive-photos", "4",
+        "--query-rows", "2000", "--pg-admin-url", pg_admin_url, "--source-photos",
+        str(PHOTOS_DIR), "--batch-sizes", "4,8", "--bare-seconds", "0", "--workdir",
+        str(scratch), "--json",
+        env=base_env(tmp_path / "var"), timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in (*FIGURES, *RATIOS, "query_p50_ms"):
+        value = figures[key]
+        assert isinstance(value, int | float) and value > 0, (key, value)
+    assert figures["photos"] == 8 and figures["naive_photos"] == 4
+    assert figures["query_rows"] == 2000 and figures["query_count"] >= 200
+    assert figures["ratio_e2e_vs_bare"] == pytest.approx(
+        figures["e2e_img_s"] / figures["bare_img_s"], rel=1e-2, abs=1e-3
+    )
+    assert figures["ratio_e2e_vs_naive"] == pytest.approx(
+        figures["e2e_img_s"] / figures["naive_img_s"], rel=1e-2, abs=1e-3
+    )
+    assert figures["e2e_img_s"] == pytest.approx(
+        figures["photos"] / figures["e2e_seconds"], rel=2e-2
+    )
+    assert figures["bare_img_s"] == max(figures["bare_by_batch"].values())
+    assert set(figures["peak_rss_mb_by_worker"]) == {"ingest", "inference"}
+    assert figures["peak_rss_mb"] == max(figures["peak_rss_mb_by_worker"].values())
+    assert figures["large_photos"] == 0 and figures["rss_growth"] is None
+    assert "predictions" in figures["query_sql"] and figures["query_explain"].strip()
+    assert figures["machine"]["device"] == "cpu" and figures["machine"]["cpu_count"] >= 1
+    # The human table comes first, on stdout; progress goes to stderr.
+    assert "bare_img_s" in result.stdout and "query_p95_ms" in result.stdout
+    assert "bench" in result.stderr
+    # The scratch dir (archives, data dirs, logs) is removed at the end.
+    assert not any(scratch.iterdir())
