@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import timm
 import torch
 from PIL import Image
@@ -13,6 +14,11 @@ from timm.data import resolve_data_config
 from torch import nn
 from torchvision.transforms import InterpolationMode, v2
 
+_PIL_RESAMPLING = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+}
 _INTERPOLATIONS = {
     "bicubic": InterpolationMode.BICUBIC,
     "bilinear": InterpolationMode.BILINEAR,
@@ -88,6 +94,34 @@ class EvalPreset:
         if img.mode != "RGB":
             img = img.convert("RGB")
         return self._transform(img)
+
+    # The same transform split in two, for serving: the geometric part is pure Pillow (safe
+    # and cheap in decode threads), the tensor part runs once per batch in the thread that
+    # runs the model. Torch ops in other threads would each start an OpenMP team that spins
+    # beside the forward pass: that cost ~30% of inference throughput on 2 cores.
+
+    def resize_crop(self, img: Image.Image) -> Image.Image:
+        """Resize the shorter side to ``resize_size`` and centre-crop, as the transform does."""
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        width, height = img.size
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(self.resize_size * long / short)
+        size = (self.resize_size, new_long) if width <= height else (new_long, self.resize_size)
+        if size != img.size:
+            img = img.resize(size, _PIL_RESAMPLING[self.interpolation])
+        left = round((size[0] - self.input_size) / 2.0)
+        top = round((size[1] - self.input_size) / 2.0)
+        return img.crop((left, top, left + self.input_size, top + self.input_size))
+
+    def batch(self, crops: Sequence[Image.Image]) -> torch.Tensor:
+        """Normalised (N, 3, H, W) float batch, channels-last in memory, from ``resize_crop``
+        outputs."""
+        pixels = torch.from_numpy(np.stack([np.asarray(crop) for crop in crops]))
+        batch = pixels.permute(0, 3, 1, 2).float().div_(255.0)
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.std).view(1, 3, 1, 1)
+        return batch.sub_(mean).div_(std)
 
     def __repr__(self) -> str:
         return f"EvalPreset({self.config})"
