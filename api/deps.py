@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from core.db import session_factory
+from core.keys import find_active_key
+from core.models import ApiKey, Role, utcnow
 from core.settings import Settings
 
 
@@ -26,6 +30,49 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
-
 # Database integers are 32-bit: a larger id is simply not found, never a database error.
 RowId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Numeric id")]
+
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_bearer_key = HTTPBearer(auto_error=False, description="The same key as a Bearer token.")
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def current_key(
+    session: SessionDep,
+    header: Annotated[str | None, Security(_header_key)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_key)],
+) -> ApiKey:
+    plain = header or (bearer.credentials if bearer else None)
+    if not plain:
+        raise HTTPException(
+            401,
+            "an API key is required (header X-API-Key or Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = find_active_key(session, plain)
+    if key is None:
+        raise HTTPException(
+            401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+        key.last_used_at = now  # at most one write a minute per key
+        session.commit()
+    return key
+
+
+def require(role: Role) -> Callable[..., ApiKey]:
+    def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+        if not key.role.allows(role):
+            raise HTTPException(
+                403, f"this needs the {role.value} role; the key is {key.role.value}"
+            )
+        return key
+
+    return check
+
+
+ViewerKey = Annotated[ApiKey, Depends(require(Role.viewer))]
+ArchivistKey = Annotated[ApiKey, Depends(require(Role.archivist))]
+AdminKey = Annotated[ApiKey, Depends(require(Role.admin))]

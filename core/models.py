@@ -194,3 +194,32 @@ class Prediction(Base):
         Index("ix_predictions_model_conf", "model_version_id", "confidence", "image_id"),
         Index("ix_predictions_model_created", "model_version_id", "created_at", "image_id"),
     )
+
+
+class Role(enum.StrEnum):
+    viewer = "viewer"  # read the index
+    archivist = "archivist"  # + upload, correct
+    admin = "admin"  # + jobs, models, keys
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored (keys are 256-bit random, so a fast hash is
+    safe: nothing to brute-force), with its first characters to tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         return self.resolved_broker_url.startswith("filesystem")
 
     @property
+    def admin_key_file(self) -> Path:
+        return self.data_dir / "admin.key"
+
+    @property
     def storage_dir(self) -> Path:
         return self.data_dir / "storage"
 

@@ -355,7 +355,9 @@ def run_e2e(
                     env, logs, embedded=False, workers=workers, serve_args=["--no-migrate"],
                     timeout=300,
                 ) as stack,
-                httpx.Client(base_url=stack.url, timeout=opts.job_timeout) as client,
+                httpx.Client(
+                    base_url=stack.url, timeout=opts.job_timeout, headers=stack.headers
+                ) as client,
             ):  # fmt: skip
                 warm = _follow(client, _upload(client, warmup), 900, f"{label} warm-up")
                 _check_job(warm, WARMUP_PHOTOS)
@@ -560,7 +562,7 @@ def measure_query(settings: Settings, opts: BenchOptions, root: Path) -> dict[st
                 running_stack(
                     env, folder / "logs", embedded=False, serve_args=["--no-migrate"]
                 ) as stack,
-                httpx.Client(base_url=stack.url, timeout=60) as client,
+                httpx.Client(base_url=stack.url, timeout=60, headers=stack.headers) as client,
             ):
                 timings = []
                 for number in range(QUERY_WARMUP + opts.queries):

@@ -46,6 +46,71 @@ def _embedded_workers() -> list[subprocess.Popen]:
     ]
 
 
+def _bootstrap_admin_key(settings) -> None:
+    from core.db import session_scope
+    from core.keys import bootstrap_admin_key
+
+    with session_scope(settings) as session:
+        plain = bootstrap_admin_key(session, settings.admin_key_file)
+    if plain:
+        typer.secho(
+            f"created the first admin API key (shown once, also in {settings.admin_key_file}):\n"
+            f"  {plain}",
+            fg="yellow",
+        )
+
+
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="viewer, archivist or admin")] = "viewer",
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")] = "",
+) -> None:
+    """Create a key and print it (it is shown only this once)."""
+    from core.db import session_scope
+    from core.keys import create_key
+    from core.models import Role
+
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter("role must be viewer, archivist or admin") from None
+    with session_scope() as session:
+        row, plain = create_key(session, chosen, name or f"{chosen.value} key")
+        typer.echo(f"key {row.id} ({row.role.value}, {row.name}):")
+    typer.echo(plain)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key with its role and state (never the key itself)."""
+    from core.db import session_scope
+    from core.keys import list_keys
+
+    with session_scope() as session:
+        for row in list_keys(session):
+            state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+            used = f"{row.last_used_at:%Y-%m-%d %H:%M}" if row.last_used_at else "never"
+            role = row.role.value
+            typer.echo(f"{row.id:>4} {row.prefix}… {role:<9} {state:<18} used {used}  {row.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by its id (see `pawdex keys list`)."""
+    from core.db import session_scope
+    from core.keys import revoke_key
+
+    with session_scope() as session:
+        if not revoke_key(session, key_id):
+            typer.secho(f"no active key {key_id}", fg="red", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"key {key_id} revoked")
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
@@ -62,6 +127,7 @@ def serve(
         from core.migrate import upgrade_to_head
 
         upgrade_to_head(settings)
+    _bootstrap_admin_key(settings)
     workers = _embedded_workers() if embedded_worker else []
     typer.secho(f"pawdex is running at http://{host}:{port}  (API docs: /docs)", fg="green")
     try:
@@ -102,6 +168,13 @@ def worker(
     )  # fmt: skip
 
 
+def _read_key_file(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 @app.command()
 def predict(
     photos: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
@@ -120,13 +193,25 @@ def predict(
 def index(
     paths: Annotated[list[Path], typer.Argument(exists=True)],
     server: Annotated[str, typer.Option(help="URL of a running pawdex.")] = DEFAULT_SERVER,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PAWDEX_API_KEY",
+            help="An archivist or admin key (default: the data dir's admin.key, if any).",
+        ),
+    ] = None,
     local: Annotated[bool, typer.Option(help="Index in this process, without a server.")] = False,
     wait: Annotated[bool, typer.Option(help="Show progress until the jobs end.")] = True,
 ) -> None:
     """Send folders, photos or archives for indexing and follow the jobs to the end."""
     from pawdex.indexing import index_local, index_remote
 
-    ok = index_local(paths, get_settings()) if local else index_remote(paths, server, wait)
+    settings = get_settings()
+    if local:
+        ok = index_local(paths, settings)
+    else:
+        key = api_key or _read_key_file(settings.admin_key_file)
+        ok = index_remote(paths, server, wait, key)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -99,8 +99,12 @@ def summarise(docs: list[dict]) -> bool:
     return all(d["status"] in {"succeeded", "partial"} for d in docs)
 
 
-def index_remote(paths: list[Path], server: str, wait: bool) -> bool:
-    with tempfile.TemporaryDirectory() as tmp, httpx.Client(base_url=server, timeout=600) as client:
+def index_remote(paths: list[Path], server: str, wait: bool, api_key: str | None) -> bool:
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        httpx.Client(base_url=server, timeout=600, headers=headers) as client,
+    ):
         archives, photos = plan_uploads(paths, Path(tmp))
         jobs: dict[str, str] = {}
         for archive in archives:

@@ -131,6 +131,13 @@ class Stack:
     url: str
     api: subprocess.Popen
     workers: list[subprocess.Popen] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # the bootstrap admin key
+
+
+def admin_headers(env: dict[str, str]) -> dict[str, str]:
+    """``X-API-Key`` with the admin key that ``pawdex serve`` wrote on an empty database."""
+    key_file = Path(env["PAWDEX_DATA_DIR"]) / "admin.key"
+    return {"X-API-Key": key_file.read_text().strip()} if key_file.is_file() else {}
 
 
 @contextmanager
@@ -154,7 +161,7 @@ def running_stack(
         procs.append(api)
         base_url = f"http://127.0.0.1:{port}"
         wait_ready(base_url, procs, timeout=timeout)
-        yield Stack(url=base_url, api=api, workers=procs[:-1])
+        yield Stack(url=base_url, api=api, workers=procs[:-1], headers=admin_headers(env))
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -73,5 +73,16 @@ def eager_client(embedded_settings, classifier):
     celery = get_celery(embedded_settings)
     celery.conf.task_always_eager = True
     with TestClient(create_app(embedded_settings)) as client:
+        client.headers["X-API-Key"] = make_key(embedded_settings, "admin")
         yield client
     celery.conf.task_always_eager = False
+
+
+def make_key(settings, role: str) -> str:
+    """A new API key of ``role`` in the settings' database (plain text)."""
+    from core.db import session_scope
+    from core.keys import create_key
+    from core.models import Role
+
+    with session_scope(settings) as session:
+        return create_key(session, Role(role), f"test {role}")[1]

@@ -11,6 +11,7 @@ import sys
 from pawdex.processes import (
     FINISHED,
     Stack,
+    admin_headers,
     base_env,
     die_with_parent,
     free_port,
@@ -26,6 +27,7 @@ from pawdex.processes import (
 __all__ = [
     "FINISHED",
     "Stack",
+    "admin_headers",
     "base_env",
     "die_with_parent",
     "free_port",

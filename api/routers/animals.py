@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import RowId, SessionDep
+from api.deps import RowId, SessionDep, require
 from api.schemas import Animal, AnimalPage, BreedCount
 from core.catalog import (
     AnimalFilters,
@@ -18,8 +18,9 @@ from core.catalog import (
     iter_animals,
     list_animals,
 )
+from core.models import Role
 
-router = APIRouter(prefix="/v1", tags=["animals"])
+router = APIRouter(prefix="/v1", tags=["animals"], dependencies=[Depends(require(Role.viewer))])
 
 CSV_COLUMNS = [
     "id", "sha256", "filename", "path", "species", "breed", "confidence", "top_k",

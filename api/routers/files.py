@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
-from api.deps import RowId, SessionDep, SettingsDep
-from core.models import Image
+from api.deps import RowId, SessionDep, SettingsDep, require
+from core.models import Image, Role
 from core.storage import Storage
 
-router = APIRouter(prefix="/v1/images", tags=["files"])
+router = APIRouter(
+    prefix="/v1/images", tags=["files"], dependencies=[Depends(require(Role.viewer))]
+)
 
 MEDIA_TYPES = {
     "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",

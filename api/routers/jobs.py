@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from api.deps import SessionDep
+from api.deps import AdminKey, SessionDep, ViewerKey
 from api.schemas import JobOut, JobPage
 from core.jobs import list_jobs
 from core.models import Job, JobStatus
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: SessionDep) -> Job:
+def get_job(job_id: str, session: SessionDep, _key: ViewerKey) -> Job:
     """Progress of a job, with one error per file that could not be indexed."""
     job = session.scalar(select(Job).options(selectinload(Job.errors)).where(Job.id == job_id))
     if job is None:
@@ -26,10 +26,11 @@ def get_job(job_id: str, session: SessionDep) -> Job:
 @router.get("", response_model=JobPage)
 def get_jobs(
     session: SessionDep,
+    _key: AdminKey,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> JobPage:
-    """All jobs, newest first."""
+    """All jobs, newest first (admin)."""
     jobs, next_cursor = list_jobs(session, status, limit, cursor)
     return JobPage(items=[JobOut.model_validate(j) for j in jobs], next_cursor=next_cursor)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile, status
+from fastapi import APIRouter, Depends, File, UploadFile, status
 
-from api.deps import SettingsDep
+from api.deps import SettingsDep, require
 from api.schemas import JobAccepted
-from core.models import JobKind
+from core.models import JobKind, Role
 from core.uploads import IncomingFile, submit
 
-router = APIRouter(prefix="/v1", tags=["uploads"])
+router = APIRouter(prefix="/v1", tags=["uploads"], dependencies=[Depends(require(Role.archivist))])
 
 Files = Annotated[list[UploadFile], File(description="One or more files (field name `file`).")]
 

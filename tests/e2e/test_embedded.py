@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.photo_archives import pick, shelter_zip
-from tests.stack import base_env, pawdex, running_server
+from tests.stack import admin_headers, base_env, pawdex, running_server
 
 pytestmark = pytest.mark.realphotos
 
@@ -30,7 +30,7 @@ def test_serve_embedded_and_index_a_folder_and_an_archive(labelled_photos, tmp_p
         assert "partial" in result.stderr and "succeeded" in result.stderr  # the summary table
         assert "notes/not-a-photo.jpg" in result.stderr  # per-file errors are printed
 
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, headers=admin_headers(env)) as client:
             items = client.get("/v1/animals", params={"limit": 500}).json()["items"]
             thumb = client.get(items[0]["thumbnail_url"])
     paths = {a["path"] for a in items}

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, func, select
 
 from core.models import Image, JobImage, Prediction
 from tests.photo_archives import pick, shelter_zip
-from tests.stack import base_env, pawdex, running_server, wait_job
+from tests.stack import admin_headers, base_env, pawdex, running_server, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.realphotos]
 
@@ -32,7 +32,7 @@ def test_archive_upload_through_postgres_redis_and_a_worker(
         running_server(
             env, tmp_path / "logs", embedded=False, workers=[["--queues", "ingest,inference"]]
         ) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
+        httpx.Client(base_url=url, timeout=60, headers=admin_headers(env)) as client,
     ):
         with archive.open("rb") as fh:
             accepted = client.post(
