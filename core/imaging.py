@@ -40,6 +40,8 @@ _ALLOWED_MAGICS = (
 )
 _WHITE = (255, 255, 255)
 _CORRUPT = "truncated or corrupt image"
+# What Pillow's PNG plugin says when a zTXt, iTXt or iCCP chunk inflates past MAX_TEXT_CHUNK.
+_METADATA_BOMB = "Decompressed data too large"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ def open_image(data: bytes, max_pixels: int, *, min_side: int = 0) -> tuple[Imag
         raise UnsupportedImage("image is too large (too many pixels)") from exc
     except MemoryError as exc:
         raise UnsupportedImage("image is too large to decode") from exc
+    except ValueError as exc:
+        if _METADATA_BOMB in str(exc):  # Pillow's cap on PNG text and ICC chunks
+            raise UnsupportedImage(
+                "image metadata is too large (a compressed PNG chunk that inflates beyond "
+                "Pillow's limit: a decompression bomb)"
+            ) from exc
+        raise UnsupportedImage(_CORRUPT) from exc
     except Exception as exc:  # Pillow plugins raise many types on hostile input
         raise UnsupportedImage(_CORRUPT) from exc
 

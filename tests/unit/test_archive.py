@@ -348,6 +348,31 @@ def test_the_total_size_limit_stops_with_one_error_entry(tmp_path, pack):
 # ---------------------------------------------------------------- broken archives
 
 
+def test_a_zip_member_with_an_empty_name_is_read_not_a_crash(tmp_path):
+    # zipfile cuts a name at its first NUL, and ZipInfo.is_dir() fails on an empty one.
+    data = with_raw_zip_names(zip_bytes([("X.jpg", PHOTO), ("ok.jpg", PHOTO)]), {"X": b"\0"})
+    entries = read_all(write(tmp_path, "empty-name.zip", data))
+
+    assert [(e.name, e.data) for e in entries] == [("unnamed", PHOTO), ("ok.jpg", PHOTO)]
+
+
+def test_a_name_wrongly_flagged_utf8_is_read_as_cp437_and_the_rest_kept(tmp_path):
+    data = zip_bytes([("a.jpg", PHOTO), ("bad-XX.jpg", PHOTO), ("b.jpg", PHOTO)])
+    data = set_zip_flag(with_raw_zip_names(data, {"bad-XX": b"bad-\xff\xfe"}), 0x800)
+    entries = read_all(write(tmp_path, "flagged.zip", data))
+
+    assert [e.name for e in entries] == ["a.jpg", "bad-\u00a0\u25a0.jpg", "b.jpg"]
+    assert all(e.data == PHOTO for e in entries)
+
+
+def test_a_zip_whose_end_record_points_past_its_directory_is_refused(tmp_path):
+    data = bytearray(zip_bytes([("a.jpg", PHOTO)]))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 16 : end + 20] = (len(data) * 4).to_bytes(4, "little")  # directory offset
+    with pytest.raises(CorruptArchive, match="not where its end record says"):
+        iter_archive(write(tmp_path, "lying.zip", bytes(data)), LIMITS)
+
+
 def test_a_zip_with_a_corrupt_central_directory_is_refused(tmp_path):
     data = zip_bytes([("a.jpg", PHOTO)]).replace(b"PK\x01\x02", b"XX\x01\x02")
     with pytest.raises(CorruptArchive):

@@ -221,6 +221,14 @@ def test_decompression_bombs_are_refused(side):
         open_image(png_header_only(side, side), MAX_PIXELS)
 
 
+@pytest.mark.parametrize("chunk", [b"zTXt", b"iCCP"])
+def test_a_png_chunk_that_inflates_without_limit_is_refused_as_a_bomb(chunk):
+    from tests.hostile import png_with_chunk_bomb
+
+    with pytest.raises(UnsupportedImage, match="metadata is too large"):
+        open_image(png_with_chunk_bomb(chunk, seed=1), MAX_PIXELS)
+
+
 def test_a_photo_at_the_pixel_limit_is_fine():
     _, info = open_image(jpeg_bytes((100, 50)), max_pixels=5000)
     assert (info.width, info.height) == (100, 50)
