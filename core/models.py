@@ -89,6 +89,13 @@ class Job(Base):
     # Entries of the upload already ingested (committed), so a redelivered ingest resumes.
     ingest_position: Mapped[int] = mapped_column(Integer, default=0)
     ingest_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The ingest lease: one delivery of ``ingest`` at a time works on a job. Its holder renews
+    # the heartbeat with every batch; a lease whose heartbeat is stale belongs to a worker that
+    # vanished, and the job is resumed (see core.jobs). Attempts count the deliveries since
+    # the last committed batch: a job that keeps killing its worker ends, never loops.
+    ingest_lease: Mapped[str | None] = mapped_column(String(32))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ingest_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -147,6 +154,9 @@ class JobImage(Base):
     )
     name: Mapped[str] = mapped_column(Text)
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Deliveries of ``classify`` that took this photo in hand without finishing (the worker
+    # died): past ``max_attempts`` the photo is a poison file and is skipped.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ModelVersion(Base):

@@ -54,8 +54,15 @@ def make_celery(settings: Settings) -> Celery:
             "store_processed": False,
         }
     else:
-        # Redelivery of unacked tasks after a worker vanished (seconds).
-        conf["broker_transport_options"] = {"visibility_timeout": 3600}
+        # A task that no worker acknowledged (its worker vanished) is delivered again after
+        # the visibility timeout. Every worker scans for such tasks every few seconds (kombu's
+        # default, ~100 s, would dwarf a short timeout).
+        timeout = settings.broker_visibility_timeout
+        conf["broker_transport_options"] = {
+            "visibility_timeout": timeout,
+            "unacked_restore_interval": max(1, min(10, timeout // 4)),
+            "unacked_restore_throttle": 1,
+        }
     app.conf.update(conf)
     return app
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import and_, func, select, update
 
 from core.db import session_scope
 from core.errors import UnsupportedImage
 from core.imaging import decode_for_model
 from core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts
-from core.models import Image, Job, JobError, JobStatus
+from core.models import Image, Job, JobError, JobImage, JobStatus
 from core.models import Prediction as PredictionRow
 from core.settings import Settings, get_settings
 from core.storage import Storage
@@ -41,6 +42,13 @@ def model_input(row, storage: Storage, resize_size: int) -> PILImage.Image:
 
 
 def classify_images(job_id: str, image_ids: list[int], settings: Settings | None = None) -> None:
+    """Classify a batch, idempotently, and so that a photo that kills the worker cannot
+    take its batch down more than ``max_attempts`` times.
+
+    Each delivery counts, per photo, that it took the photo in hand (``JobImage.attempts``,
+    committed before the work). A photo already taken by an earlier delivery without result
+    is suspect (that delivery died): suspects are classified one at a time, so only the photo
+    that kills the worker keeps dying, and after ``max_attempts`` it becomes a file error."""
     settings = settings or get_settings()
     model = get_classifier(settings.model, settings.device)
     version_id = model_version_id(model, settings)
@@ -50,7 +58,7 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
         status = session.scalar(select(Job.status).where(Job.id == job_id))
         if status is None or status == JobStatus.cancelled:
             return
-        done_ids = set(
+        accounted = set(
             session.scalars(
                 select(PredictionRow.image_id).where(
                     PredictionRow.image_id.in_(image_ids),
@@ -58,17 +66,67 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
                 )
             )
         )
+        accounted.update(
+            session.scalars(
+                select(JobError.image_id).where(
+                    JobError.job_id == job_id, JobError.image_id.in_(image_ids)
+                )
+            )
+        )
         rows = session.execute(
-            select(Image.id, Image.stored_path, Image.thumbnail_path)
+            select(
+                Image.id,
+                Image.stored_path,
+                Image.thumbnail_path,
+                func.coalesce(JobImage.attempts, 0).label("attempts"),
+            )
+            .outerjoin(JobImage, and_(JobImage.image_id == Image.id, JobImage.job_id == job_id))
             .where(Image.id.in_(image_ids))
             .order_by(Image.id)
         ).all()
-    todo = [row for row in rows if row.id not in done_ids]
-    if not todo:
+    todo = [row for row in rows if row.id not in accounted]
+    poison = [row for row in todo if row.attempts >= settings.max_attempts]
+    fresh = [row for row in todo if row.attempts == 0]
+    suspects = [row for row in todo if 0 < row.attempts < settings.max_attempts]
+    if poison:
+        log.error("event=poison_photos job_id=%s image_ids=%s", job_id, [row.id for row in poison])
+        message = f"this photo stopped the worker {settings.max_attempts} times; skipped"
         with session_scope(settings) as session:
-            finish_if_complete(session, job_id)
-        return
+            _record(session, job_id, version_id, [], [(row.id, message) for row in poison])
+    for group in ([fresh] if fresh else []) + [[row] for row in suspects]:
+        _classify_group(job_id, group, model, version_id, storage, settings)
+    with session_scope(settings) as session:
+        finish_if_complete(session, job_id)
 
+
+def _classify_group(
+    job_id: str, rows: list, model, version_id: int, storage: Storage, settings: Settings
+) -> None:
+    """One forward pass over ``rows`` and one transaction for their results."""
+    ids = [row.id for row in rows]
+    with session_scope(settings) as session:
+        _count_attempt(session, job_id, ids, +1)
+    try:
+        _classify_rows(job_id, rows, model, version_id, storage, settings)
+    except Exception:
+        # An error this process survived is not a death: give the attempt back if we can.
+        with contextlib.suppress(Exception), session_scope(settings) as session:
+            _count_attempt(session, job_id, ids, -1)
+        raise
+
+
+def _count_attempt(session, job_id: str, image_ids: list[int], delta: int) -> None:
+    session.execute(
+        update(JobImage)
+        .where(JobImage.job_id == job_id, JobImage.image_id.in_(image_ids))
+        .where(JobImage.attempts + delta >= 0)
+        .values(attempts=JobImage.attempts + delta)
+    )
+
+
+def _classify_rows(
+    job_id: str, todo: list, model, version_id: int, storage: Storage, settings: Settings
+) -> None:
     def prepare(row) -> PILImage.Image | str:
         try:
             return model.prepare(model_input(row, storage, model.preset.resize_size))
@@ -85,47 +143,49 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
     forward_s = time.perf_counter() - decoded
     decode_s = decoded - started
 
+    predicted = [(image_id, p) for (image_id, _), p in zip(good, predictions, strict=True)]
     with session_scope(settings) as session:
-        inserted: list[int] = []
-        if good:
-            values = [
-                {
-                    "image_id": image_id,
-                    "model_version_id": version_id,
-                    "job_id": job_id,
-                    "species": p.species,
-                    "breed": p.breed,
-                    "confidence": p.confidence,
-                    "species_confidence": p.species_confidence,
-                    "top_k": [{"breed": b, "confidence": c} for b, c in p.top_k],
-                }
-                for (image_id, _), p in zip(good, predictions, strict=True)
-            ]
-            stmt = insert_ignoring_conflicts(
-                session, PredictionRow, ["image_id", "model_version_id"]
-            )
-            inserted = list(session.scalars(stmt.values(values).returning(PredictionRow.image_id)))
-        failed = 0
-        for image_id, message in bad:
-            already = session.scalar(
-                select(JobError.id).where(JobError.job_id == job_id, JobError.image_id == image_id)
-            )
-            if already is None:
-                name = session.scalar(select(Image.path).where(Image.id == image_id)) or str(
-                    image_id
-                )
-                session.add(JobError(job_id=job_id, name=name, error=message, image_id=image_id))
-                failed += 1
-        # Counted in the same transaction as the rows: a redelivered task inserts nothing
-        # and so counts nothing.
-        add_to_counters(session, job_id, done=len(inserted), failed=failed)
-    with session_scope(settings) as session:
-        finish_if_complete(session, job_id)
+        inserted = _record(session, job_id, version_id, predicted, bad)
     log.info(
         "event=classified job_id=%s batch=%s new=%s failed=%s decode_s=%.3f forward_s=%.3f "
-        "write_s=%.3f", job_id, len(todo), len(inserted), len(bad), decode_s, forward_s,
+        "write_s=%.3f", job_id, len(todo), inserted, len(bad), decode_s, forward_s,
         time.perf_counter() - decoded - forward_s,
     )  # fmt: skip
+
+
+def _record(
+    session, job_id: str, version_id: int, predicted: list, bad: list[tuple[int, str]]
+) -> int:
+    """Write predictions and per-file errors; count what was new. Counted in the same
+    transaction as the rows: a redelivered task inserts nothing and so counts nothing."""
+    inserted: list[int] = []
+    if predicted:
+        values = [
+            {
+                "image_id": image_id,
+                "model_version_id": version_id,
+                "job_id": job_id,
+                "species": p.species,
+                "breed": p.breed,
+                "confidence": p.confidence,
+                "species_confidence": p.species_confidence,
+                "top_k": [{"breed": b, "confidence": c} for b, c in p.top_k],
+            }
+            for image_id, p in predicted
+        ]
+        stmt = insert_ignoring_conflicts(session, PredictionRow, ["image_id", "model_version_id"])
+        inserted = list(session.scalars(stmt.values(values).returning(PredictionRow.image_id)))
+    failed = 0
+    for image_id, message in bad:
+        already = session.scalar(
+            select(JobError.id).where(JobError.job_id == job_id, JobError.image_id == image_id)
+        )
+        if already is None:
+            name = session.scalar(select(Image.path).where(Image.id == image_id)) or str(image_id)
+            session.add(JobError(job_id=job_id, name=name, error=message, image_id=image_id))
+            failed += 1
+    add_to_counters(session, job_id, done=len(inserted), failed=failed)
+    return len(inserted)
 
 
 def give_up(

@@ -2,13 +2,19 @@
 
 Progress is committed every ``batch_size`` entries together with the position reached, so a
 redelivered task (worker killed, broker redelivery) resumes where the last commit left off.
+One delivery at a time works on a job: it holds the job's lease and renews its heartbeat with
+every batch (``core.jobs``); the workers' sweeper resumes a job whose heartbeat went stale.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import posixpath
 import shutil
+import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,9 +26,17 @@ from core.archive import ArchiveEntry, ArchiveLimits, iter_archive, iter_single_
 from core.db import session_scope
 from core.errors import PawdexError, UnsupportedImage
 from core.imaging import make_thumbnail, open_image, sha256_bytes
-from core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts
+from core.jobs import (
+    LeaseLost,
+    add_to_counters,
+    fail_job,
+    finish_if_complete,
+    insert_ignoring_conflicts,
+    release_ingest_lease,
+    renew_ingest_lease,
+    take_ingest_lease,
+)
 from core.models import (
-    FINISHED_STATUSES,
     Image,
     Job,
     JobError,
@@ -54,40 +68,90 @@ def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
 
 def ingest_job(job_id: str, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    token = uuid.uuid4().hex
     with session_scope(settings) as session:
-        job = session.get(Job, job_id)
+        job = take_ingest_lease(session, job_id, token, settings.ingest_heartbeat_timeout)
         if job is None:
-            log.warning("event=ingest_unknown_job job_id=%s", job_id)
+            log.info("event=ingest_skipped job_id=%s reason=unknown_finished_or_leased", job_id)
             return
-        if job.status in FINISHED_STATUSES or job.ingest_done:
+        attempts, position = job.ingest_attempts, job.ingest_position
+        if attempts > settings.max_attempts + 1:
+            # Even skipping the entry at the position did not help: the archive itself
+            # (or this host) kills the worker. End clearly rather than loop.
+            fail_job(
+                session,
+                job_id,
+                f"ingest stopped: its worker was lost {attempts - 1} times in a row at entry "
+                f"{position} of the upload (killed, out of memory?)",
+            )
+            job.ingest_lease = None
+            log.error("event=ingest_given_up job_id=%s attempts=%s", job_id, attempts - 1)
             return
-        resuming = job.status == JobStatus.running
+        resuming = job.started_at is not None
         job.status = JobStatus.running
         job.started_at = job.started_at or utcnow()
         session.flush()
         session.expunge(job)
     log.info(
-        "event=ingest_start job_id=%s resume=%s position=%s", job_id, resuming, job.ingest_position
-    )
+        "event=ingest_start job_id=%s resume=%s position=%s attempt=%s",
+        job_id, resuming, position, attempts,
+    )  # fmt: skip
+    try:
+        _ingest_from(job, token, attempts, settings, resuming=resuming)
+    except LeaseLost:
+        log.warning("event=ingest_lease_lost job_id=%s (another delivery took over)", job_id)
+    except Exception:
+        # Not a crash: this delivery does not count as an attempt, and the retry (or the
+        # sweeper) may take the job at once.
+        with contextlib.suppress(Exception), session_scope(settings) as session:
+            release_ingest_lease(session, job_id, token, attempt=False)
+        raise
+
+
+def _ingest_from(job: Job, token: str, attempts: int, settings: Settings, resuming: bool) -> None:
+    """Walk the upload from the committed position, under the lease ``token``.
+
+    ``attempts`` counts the deliveries since the last one that committed progress, this one
+    included. After a death (``attempts`` > 1) the next ``batch_size`` entries are committed
+    one at a time, so that the entry which kills the worker ends up at the position; when it
+    killed ``max_attempts`` deliveries that read it alone, it is skipped as a file error."""
+    job_id = job.id
     if resuming:
         _requeue_unclassified(job_id, settings)
-
     storage = Storage(settings.storage_dir)
+    start = position = job.ingest_position
+    careful_until = start + settings.batch_size if attempts > 1 else start
+    poison_at = start if attempts > settings.max_attempts else None
+    beat_every = settings.ingest_heartbeat_timeout / 10
+    last_beat = time.monotonic()
     batch: list[ArchiveEntry] = []
-    position = job.ingest_position
     for ordinal, entry in enumerate(job_entries(job, settings)):
-        if ordinal < position:
-            continue  # committed by an earlier delivery of this task
+        if ordinal < position:  # committed by an earlier delivery of this task
+            if time.monotonic() - last_beat > beat_every:  # a long skip is not a death
+                with session_scope(settings) as session:
+                    renew_ingest_lease(session, job_id, token, progress=False)
+                last_beat = time.monotonic()
+            continue
+        if ordinal == poison_at:
+            log.error("event=poison_entry job_id=%s position=%s", job_id, ordinal)
+            entry = dataclasses.replace(
+                entry,
+                data=None,
+                error=f"this file stopped the worker {settings.max_attempts} times while it "
+                "was read; skipped",
+            )
         batch.append(entry)
-        if len(batch) >= settings.batch_size:
-            position = _commit_batch(job_id, batch, position, storage, settings)
+        if len(batch) >= (1 if ordinal < careful_until else settings.batch_size):
+            position = _commit_batch(job_id, batch, position, storage, settings, token)
+            last_beat = time.monotonic()
             batch = []
-    position = _commit_batch(job_id, batch, position, storage, settings)
+    position = _commit_batch(job_id, batch, position, storage, settings, token)
 
     with session_scope(settings) as session:
-        job = session.get(Job, job_id)
-        if job is not None and job.status == JobStatus.running:
-            job.ingest_done = True
+        job_row = renew_ingest_lease(session, job_id, token, progress=False)
+        if job_row.status == JobStatus.running:
+            job_row.ingest_done = True
+        job_row.ingest_lease = None
     with session_scope(settings) as session:
         finish_if_complete(session, job_id)
     _discard_spool(job, settings)
@@ -144,12 +208,19 @@ def _decode_and_store(item: _Prepared, job_id: str, storage: Storage, settings: 
 
 
 def _commit_batch(
-    job_id: str, batch: list[ArchiveEntry], position: int, storage: Storage, settings: Settings
+    job_id: str,
+    batch: list[ArchiveEntry],
+    position: int,
+    storage: Storage,
+    settings: Settings,
+    token: str,
 ) -> int:
     """Hash, dedupe, decode and store a batch, then record it in one short transaction.
 
     Decoding happens outside the transaction (and in threads) so that the write lock, which
-    SQLite holds for the whole transaction, is held only for the inserts."""
+    SQLite holds for the whole transaction, is held only for the inserts. The transaction
+    starts by locking the job row and checking the lease ``token``: a delivery presumed dead
+    that wakes up again records nothing."""
     if not batch:
         return position
     items = [_hash(entry) for entry in batch]
@@ -175,6 +246,7 @@ def _commit_batch(
     new_ids: list[int] = []
     failed = duplicates = 0
     with session_scope(settings) as session:
+        job = renew_ingest_lease(session, job_id, token, progress=True)
         for item in items:
             source = first_seen.get(item.sha256) if item.sha256 else None
             error = item.error or (source.error if source is not None else None)
@@ -202,7 +274,7 @@ def _commit_batch(
                 duplicates += 1
         position += len(batch)
         add_to_counters(session, job_id, total=len(batch), failed=failed, duplicates=duplicates)
-        session.get(Job, job_id).ingest_position = position
+        job.ingest_position = position
     # Commit before enqueue: the worker must find the rows it is sent.
     for start in range(0, len(new_ids), settings.batch_size):
         enqueue_classify(job_id, new_ids[start : start + settings.batch_size], settings)

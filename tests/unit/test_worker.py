@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
 from core.db import session_scope
@@ -53,16 +55,24 @@ def test_ingest_resumes_from_the_committed_position(eager_client, embedded_setti
 
     with archive.open("rb") as fh:
         job = submit(JobKind.archive, [IncomingFile("b.zip", fh)], embedded_settings, enqueue=False)
-    # Simulate a first delivery that committed 4 entries (one batch) and then died.
-    with session_scope(embedded_settings) as s:
-        row = _job(s, job.id)
-        row.status = JobStatus.running
+    # Simulate a first delivery that took the lease, committed 4 entries (one batch) and died.
+    from core.jobs import take_ingest_lease
     from core.storage import Storage
     from worker.ingest import _commit_batch, job_entries
 
     with session_scope(embedded_settings) as s:
-        entries = list(job_entries(_job(s, job.id), embedded_settings))[:4]
-    _commit_batch(job.id, entries, 0, Storage(embedded_settings.storage_dir), embedded_settings)
+        row = take_ingest_lease(s, job.id, "first-delivery", timeout=300)
+        row.status = JobStatus.running
+        row.started_at = row.heartbeat_at
+        entries = list(job_entries(row, embedded_settings))[:4]
+    storage = Storage(embedded_settings.storage_dir)
+    _commit_batch(job.id, entries, 0, storage, embedded_settings, "first-delivery")
+
+    ingest_job(job.id, embedded_settings)  # its heartbeat is fresh: it may still be alive
+    with session_scope(embedded_settings) as s:
+        assert (_job(s, job.id).ingest_position, _job(s, job.id).total) == (4, 4)
+    with session_scope(embedded_settings) as s:  # ... until it falls silent for too long
+        _job(s, job.id).heartbeat_at -= timedelta(seconds=301)
 
     ingest_job(job.id, embedded_settings)
     with session_scope(embedded_settings) as s:
