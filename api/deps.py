@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from core.catalog import MAX_ROW_ID
 from core.db import session_factory
 from core.keys import find_active_key
 from core.models import ApiKey, Role, utcnow
@@ -31,7 +32,7 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # Database integers are 32-bit: a larger id is simply not found, never a database error.
-RowId = Annotated[int, Path(ge=1, le=2_147_483_647, description="Numeric id")]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id")]
 
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
 _bearer_key = HTTPBearer(auto_error=False, description="The same key as a Bearer token.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.limits import BodySizeLimit, RateLimit
+from api.ratelimit import make_rate_limiter
 from api.routers import animals, files, health, jobs, uploads
 from core.catalog import InvalidQuery
 from core.errors import PawdexError, UnsupportedArchive
@@ -35,18 +37,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _user_error(_request: Request, exc: PawdexError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS.get(type(exc), 422))
 
+    # Read at each request: tests (and a future reload) may swap the settings object.
+    def current_settings() -> Settings:
+        return app.state.settings
+
+    # The last added runs first: NUL guard, then rate limit, then body size, then routes.
+    app.add_middleware(BodySizeLimit, settings=current_settings)
+    app.add_middleware(RateLimit, settings=current_settings, limiter=make_rate_limiter(settings))
+
     @app.middleware("http")
     async def _guard_request(request: Request, call_next):
         # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail deep inside.
         if "\x00" in request.url.path or "%00" in request.url.query:
             return JSONResponse({"detail": "NUL bytes are not allowed in URLs"}, status_code=400)
-        # Refuse an oversized upload before reading it, when the client says how big it is.
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_upload_bytes:
-            return JSONResponse(
-                {"detail": f"upload larger than the limit of {settings.max_upload_bytes} bytes"},
-                status_code=413,
-            )
         return await call_next(request)
 
     for router in (uploads.router, jobs.router, animals.router, files.router, health.router):

@@ -3,11 +3,51 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.catalog import AnimalRecord
 from core.models import Job, JobKind, JobStatus
+
+
+class ErrorOut(BaseModel):
+    """Every error but a request validation error (422) is ``{"detail": "..."}``."""
+
+    detail: str = Field(examples=["job 3f2b8c1e9a7d4e1f8b6c5d4e3f2a1b0c not found"])
+
+
+_ERRORS: dict[int, str] = {
+    400: "Bad input: an invalid cursor, an unknown model version, a NUL byte in the URL.",
+    401: "No API key, or an invalid or revoked one.",
+    403: "The key's role may not do this.",
+    404: "Not found.",
+    413: "The upload is larger than `PAWDEX_MAX_UPLOAD_BYTES`.",
+    415: "An upload that is not a zip or tar archive (whatever its name says).",
+    429: "The key's rate limit is reached (`PAWDEX_RATE_LIMIT_PER_MINUTE`).",
+    503: "The job queue is unavailable: the job is recorded as failed; retry later.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error status codes (body ``ErrorOut``)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        documented[code] = {"model": ErrorOut, "description": _ERRORS[code]}
+        if code == 429:
+            documented[code]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds until the key may send again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+    return documented
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ok"], description="ok, or unavailable (503)")
+    database: str = Field(examples=["ok"], description="ok, or the error's type")
+    broker: str = Field(examples=["ok"], description="ok, or the error's type")
 
 
 class JobAccepted(BaseModel):

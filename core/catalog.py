@@ -6,7 +6,7 @@ import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import PawdexError
 from core.models import Image, JobImage, ModelVersion, Prediction
+
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 
 class InvalidQuery(PawdexError):
@@ -111,12 +113,20 @@ def _decode_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if data["s"] != sort.value:
             raise InvalidQuery("the cursor belongs to another sort order")
-        raw = data["v"]
-        value = datetime.fromisoformat(raw) if sort == AnimalSort.indexed_desc else float(raw)
-        return value, int(data["id"])
+        raw, image_id = data["v"], data["id"]
+        if sort == AnimalSort.indexed_desc:
+            value = datetime.fromisoformat(raw)
+            # As the column stores it; a time at the ends of the calendar overflows here.
+            value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+        else:
+            value = float(raw)
+        # Anything else would be a database error (a 500), not a 400.
+        if type(image_id) is not int or not 0 < image_id <= MAX_ROW_ID:
+            raise ValueError("cursor id out of range")
+        return value, image_id
     except InvalidQuery:
         raise
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise InvalidQuery("invalid cursor") from exc
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
@@ -64,6 +64,83 @@ def fail_job(session: Session, job_id: str, message: str) -> None:
         job.finished_at = utcnow()
 
 
+class LeaseLost(Exception):
+    """Another delivery of ``ingest`` took the job over: this one was presumed dead."""
+
+
+def _stale(heartbeat: datetime | None, timeout: float) -> bool:
+    return heartbeat is None or heartbeat < utcnow() - timedelta(seconds=timeout)
+
+
+def take_ingest_lease(session: Session, job_id: str, token: str, timeout: float) -> Job | None:
+    """Make this delivery of ``ingest`` the one that works on the job, and count the attempt.
+
+    None when there is nothing to do: the job is unknown, finished or fully ingested, or
+    another delivery holds the lease and is alive (its heartbeat is fresh) — the broker
+    delivers a task again when it outlives the visibility timeout, and that copy must not
+    run beside the original."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None or job.status in FINISHED_STATUSES or job.ingest_done:
+        return None
+    if job.ingest_lease is not None and not _stale(job.heartbeat_at, timeout):
+        return None
+    job.ingest_lease = token
+    job.heartbeat_at = utcnow()
+    job.ingest_attempts += 1
+    return job
+
+
+def renew_ingest_lease(session: Session, job_id: str, token: str, *, progress: bool) -> Job:
+    """Heartbeat (with the job row locked, at the start of the transaction that records a
+    batch). Raises ``LeaseLost`` when another delivery took over. On progress the attempts
+    start again from this delivery alone."""
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+    if job.ingest_lease != token:
+        raise LeaseLost(job_id)
+    job.heartbeat_at = utcnow()
+    if progress:
+        job.ingest_attempts = 1
+    return job
+
+
+def release_ingest_lease(session: Session, job_id: str, token: str, *, attempt: bool) -> None:
+    """Give the lease back; ``attempt=False`` un-counts this delivery (it stopped on an error
+    it caught and will be retried: not a crash)."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is not None and job.ingest_lease == token:
+        job.ingest_lease = None
+        if not attempt:
+            job.ingest_attempts = max(0, job.ingest_attempts - 1)
+
+
+def stalled_ingests(session: Session, timeout: float) -> list[str]:
+    """Jobs to ingest that no live delivery works on: queued or running, not fully ingested,
+    and silent for ``timeout`` seconds (the worker vanished, or the queued message was lost
+    when the API stopped between its commit and its enqueue). Their lease is dropped and the
+    heartbeat renewed, so the caller re-queues each one once per ``timeout``."""
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    jobs = list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.status.in_([JobStatus.queued, JobStatus.running]),
+                Job.ingest_done.is_(False),
+                func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff,
+            )
+            .order_by(Job.created_at)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for job in jobs:
+        job.ingest_lease = None
+        job.heartbeat_at = utcnow()
+    return [job.id for job in jobs]
+
+
 def list_jobs(
     session: Session, status: JobStatus | None, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:
@@ -77,7 +154,10 @@ def list_jobs(
                 base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             )
             created = datetime.fromisoformat(created)
-        except (ValueError, TypeError) as exc:
+            created = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(UTC)
+            if not isinstance(job_id, str) or "\x00" in job_id:
+                raise ValueError("job id")
+        except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidCursor("invalid cursor") from exc
         stmt = stmt.where(
             or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))

@@ -35,12 +35,45 @@ class Settings(BaseSettings):
     )
     max_compression_ratio: float = Field(200.0, description="Per-member zip ratio above = bomb.")
     max_image_pixels: int = Field(80_000_000, description="Larger images are refused (bombs).")
+    # Per-API-key token bucket (shared through Redis when the broker is Redis).
+    rate_limit_per_minute: int = Field(
+        1200, ge=0, description="Requests per minute per API key (refill rate); 0 disables."
+    )
+    rate_limit_burst: int = Field(
+        300, ge=1, description="Requests a key may send at once before the rate applies."
+    )
+    rate_limit_exempt_keys: str = Field(
+        "", description="Comma-separated key prefixes (as `pawdex keys list` shows) never limited."
+    )
     thumbnail_size: int = Field(
         256,
         ge=32,
         le=1024,
         description="Shorter side of thumbnails; at >= the model's resize (256 for Lite0) the "
         "worker classifies from the thumbnail and never decodes the original again.",
+    )
+    # Crash safety: what happens when a worker vanishes (killed, out of memory, host lost).
+    broker_visibility_timeout: int = Field(
+        3600,
+        ge=1,
+        description="Redis broker: seconds after which a task that no worker acknowledged is "
+        "delivered again (a vanished worker's task). Keep it above the longest classify batch; "
+        "an ingest delivered again while it still runs elsewhere does nothing (its lease).",
+    )
+    ingest_heartbeat_timeout: int = Field(
+        300,
+        ge=1,
+        description="Seconds without a heartbeat (one per ingest batch) after which a job's "
+        "ingest counts as lost and is resumed. Must exceed the longest batch.",
+    )
+    sweep_interval: int = Field(
+        60, ge=1, description="Seconds between each worker's checks for lost ingests."
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Deliveries of a photo or archive entry that ended with the worker dead; "
+        "after that many it is skipped with a per-file error (a poison file).",
     )
 
     @property

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from sqlalchemy import select
 
 from core.archive import detect_archive_kind, sanitize_member_name
 from core.db import session_scope
@@ -60,6 +63,38 @@ def _spool(files: Iterable[IncomingFile], settings: Settings) -> tuple[Path, lis
         shutil.rmtree(batch_dir, ignore_errors=True)
         raise
     return batch_dir, items
+
+
+def sweep_spool(settings: Settings, min_age_s: float = 3600) -> list[str]:
+    """Delete spool batches that no queued or running job reads: what an API killed while
+    spooling left behind (its job was never committed), and the uploads of failed jobs.
+
+    Only batches untouched for ``min_age_s`` go: a batch being spooled right now by another
+    API process has no job yet. Returns the names of the batches deleted."""
+    spool = settings.spool_dir
+    if not spool.is_dir():
+        return []
+    with session_scope(settings) as session:
+        sources = session.scalars(
+            select(Job.source).where(Job.status.in_([JobStatus.queued, JobStatus.running]))
+        )
+        in_use = {item["spool"].split("/", 1)[0] for source in sources for item in source or []}
+    cutoff = time.time() - min_age_s
+    deleted = []
+    for batch in spool.iterdir():
+        if batch.name in in_use:
+            continue
+        try:
+            newest = max(p.stat().st_mtime for p in (batch, *batch.rglob("*")))
+        except OSError:
+            continue  # deleted meanwhile
+        if newest < cutoff:
+            if batch.is_dir():
+                shutil.rmtree(batch, ignore_errors=True)
+            else:
+                batch.unlink(missing_ok=True)
+            deleted.append(batch.name)
+    return deleted
 
 
 def submit(

@@ -60,6 +60,17 @@ def _bootstrap_admin_key(settings) -> None:
         )
 
 
+def _sweep_spool(settings) -> None:
+    """Uploads a killed API left half-spooled (no job row points at them) are deleted."""
+    from core.uploads import sweep_spool
+
+    deleted = sweep_spool(settings)
+    if deleted:
+        logging.getLogger("pawdex.serve").info(
+            "event=spool_swept batches=%s names=%s", len(deleted), ",".join(deleted)
+        )
+
+
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -128,6 +139,7 @@ def serve(
 
         upgrade_to_head(settings)
     _bootstrap_admin_key(settings)
+    _sweep_spool(settings)
     workers = _embedded_workers() if embedded_worker else []
     typer.secho(f"pawdex is running at http://{host}:{port}  (API docs: /docs)", fg="green")
     try:
@@ -149,19 +161,28 @@ def worker(
     name: Annotated[str, typer.Option(help="Celery node name.")] = "pawdex@%h",
     loglevel: str = "INFO",
 ) -> None:
-    """Run a Celery worker (one model per process)."""
-    from worker.celery_app import app as celery_app
+    """Run a Celery worker (one model per process), and its sweeper of lost ingests."""
+    from celery.signals import worker_process_init, worker_ready
 
+    from core.db import get_engine
+    from worker.celery_app import app as celery_app
+    from worker.sweeper import start_sweeper
+
+    settings = get_settings()
     pool = "solo" if concurrency == 1 else "prefork"
+    if pool == "prefork":
+        # A forked child must not share the parent's (the sweeper's) database connections.
+        worker_process_init.connect(
+            lambda **_: get_engine(settings).dispose(close=False), weak=False
+        )
     if "inference" in queues.split(","):
         from worker.model_cache import preload
 
         if pool == "solo":
-            preload(get_settings())
+            preload(settings)
         else:  # load in each forked child, never before the fork (torch threads)
-            from celery.signals import worker_process_init
-
-            worker_process_init.connect(lambda **_: preload(get_settings()), weak=False)
+            worker_process_init.connect(lambda **_: preload(settings), weak=False)
+    worker_ready.connect(lambda **_: start_sweeper(settings), weak=False)
     celery_app.worker_main(
         ["worker", "--pool", pool, "--concurrency", str(concurrency), "--queues", queues,
          "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

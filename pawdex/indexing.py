@@ -21,6 +21,7 @@ from core.settings import Settings
 console = Console(stderr=True)
 FINISHED = {"succeeded", "partial", "failed", "cancelled"}
 PHOTOS_PER_REQUEST = 200
+RATE_LIMITED_RETRIES = 30
 
 
 def _folder_as_zip(folder: Path, tmp: Path) -> Path:
@@ -51,10 +52,21 @@ def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
         yield items[start : start + size]
 
 
+def _request(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:
+    """Send; on 429 (the key's rate limit), wait as long as ``Retry-After`` says and resend
+    (httpx rewinds the files of a multipart body)."""
+    for _ in range(RATE_LIMITED_RETRIES):
+        response = client.request(method, url, **kwargs)
+        if response.status_code != 429:
+            return response
+        time.sleep(min(60.0, float(response.headers.get("Retry-After", "1"))))
+    return response
+
+
 def _post(client: httpx.Client, endpoint: str, files: list[Path]) -> str:
     with ExitStack() as stack:
         parts = [("file", (p.name, stack.enter_context(p.open("rb")))) for p in files]
-        response = client.post(endpoint, files=parts)
+        response = _request(client, "POST", endpoint, files=parts)
     if response.status_code != 202:
         raise SystemExit(f"{endpoint}: {response.status_code} {response.text}")
     return response.json()["job_id"]
@@ -117,7 +129,7 @@ def index_remote(paths: list[Path], server: str, wait: bool, api_key: str | None
             return True
 
         def fetch(job_id: str) -> dict:
-            response = client.get(f"/v1/jobs/{job_id}")
+            response = _request(client, "GET", f"/v1/jobs/{job_id}")
             response.raise_for_status()
             return response.json()
 

@@ -2,16 +2,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import RowId, SessionDep, require
-from api.schemas import Animal, AnimalPage, BreedCount
+from api.schemas import Animal, AnimalPage, BreedCount, errors
 from core.catalog import (
     AnimalFilters,
+    AnimalRecord,
     AnimalSort,
     breed_counts,
     get_animal,
@@ -20,7 +22,12 @@ from core.catalog import (
 )
 from core.models import Role
 
-router = APIRouter(prefix="/v1", tags=["animals"], dependencies=[Depends(require(Role.viewer))])
+router = APIRouter(
+    prefix="/v1",
+    tags=["animals"],
+    dependencies=[Depends(require(Role.viewer))],
+    responses=errors(400, 401, 429),
+)
 
 CSV_COLUMNS = [
     "id", "sha256", "filename", "path", "species", "breed", "confidence", "top_k",
@@ -28,7 +35,19 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
+def model_version_param(
+    model_version: Annotated[
+        str | None, Query(description="A model version; absent or empty: the active model")
+    ] = None,
+) -> str | None:
+    return model_version or None  # an empty form field means "the active model"
+
+
+ModelVersionDep = Annotated[str | None, Depends(model_version_param)]
+
+
 def animal_filters(
+    model_version: ModelVersionDep,
     breed: Annotated[
         str | None, Query(description="Stanford Dogs name, e.g. golden_retriever")
     ] = None,
@@ -36,7 +55,6 @@ def animal_filters(
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     job_id: str | None = None,
-    model_version: str | None = None,
     path_prefix: Annotated[
         str | None, Query(description="Folder inside the upload, e.g. 2019/")
     ] = None,
@@ -52,11 +70,11 @@ def animal_filters(
 FiltersDep = Annotated[AnimalFilters, Depends(animal_filters)]
 
 
-def _csv_rows(session, filters: AnimalFilters, sort: AnimalSort) -> Iterator[str]:
+def _csv_rows(records: Iterable[AnimalRecord]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    for record in iter_animals(session, filters, sort):
+    for record in records:
         a = Animal.of(record)
         top = ";".join(f"{t.breed}:{t.confidence:.4f}" for t in a.top_k)
         writer.writerow([
@@ -92,8 +110,11 @@ def animals(
         format is None and "text/csv" in request.headers.get("accept", "")
     )
     if wants_csv:
+        records = iter_animals(session, filters, sort)
+        # Read the first page now: a bad query is a 400, not a 200 whose stream breaks off.
+        first = list(itertools.islice(records, 1))
         return StreamingResponse(
-            _csv_rows(session, filters, sort),
+            _csv_rows(itertools.chain(first, records)),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="animals.csv"'},
         )
@@ -101,8 +122,8 @@ def animals(
     return AnimalPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/animals/{animal_id}", response_model=Animal)
-def animal(animal_id: RowId, session: SessionDep, model_version: str | None = None) -> Animal:
+@router.get("/animals/{animal_id}", response_model=Animal, responses=errors(404))
+def animal(animal_id: RowId, session: SessionDep, model_version: ModelVersionDep) -> Animal:
     record = get_animal(session, animal_id, model_version)
     if record is None:
         raise HTTPException(404, f"animal {animal_id} not found")
@@ -110,6 +131,6 @@ def animal(animal_id: RowId, session: SessionDep, model_version: str | None = No
 
 
 @router.get("/breeds", response_model=list[BreedCount])
-def breeds(session: SessionDep, model_version: str | None = None) -> list[BreedCount]:
+def breeds(session: SessionDep, model_version: ModelVersionDep) -> list[BreedCount]:
     """Breeds present in the index, most frequent first."""
     return [BreedCount(breed=b, count=n) for b, n in breed_counts(session, model_version)]

@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.deps import SettingsDep
+from api.schemas import Readiness
 from core.db import get_engine
 from core.queue import get_celery
 
@@ -17,7 +18,11 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The database or the broker is down."}},
+)
 def readyz(settings: SettingsDep) -> JSONResponse:
     """Readiness: the database and the broker answer."""
     checks: dict[str, str] = {}

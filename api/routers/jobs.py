@@ -7,14 +7,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from api.deps import AdminKey, SessionDep, ViewerKey
-from api.schemas import JobOut, JobPage
+from api.schemas import JobOut, JobPage, errors
 from core.jobs import list_jobs
 from core.models import Job, JobStatus
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429))
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, responses=errors(404))
 def get_job(job_id: str, session: SessionDep, _key: ViewerKey) -> Job:
     """Progress of a job, with one error per file that could not be indexed."""
     job = session.scalar(select(Job).options(selectinload(Job.errors)).where(Job.id == job_id))
@@ -23,7 +23,7 @@ def get_job(job_id: str, session: SessionDep, _key: ViewerKey) -> Job:
     return job
 
 
-@router.get("", response_model=JobPage)
+@router.get("", response_model=JobPage, responses=errors(403))
 def get_jobs(
     session: SessionDep,
     _key: AdminKey,

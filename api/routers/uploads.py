@@ -7,13 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, UploadFile, status
 
 from api.deps import SettingsDep, require
-from api.schemas import JobAccepted
+from api.schemas import JobAccepted, errors
 from core.models import JobKind, Role
 from core.uploads import IncomingFile, submit
 
-router = APIRouter(prefix="/v1", tags=["uploads"], dependencies=[Depends(require(Role.archivist))])
+router = APIRouter(
+    prefix="/v1",
+    tags=["uploads"],
+    dependencies=[Depends(require(Role.archivist))],
+    responses=errors(400, 401, 403, 413, 429, 503),
+)
 
-Files = Annotated[list[UploadFile], File(description="One or more files (field name `file`).")]
+Files = Annotated[
+    list[UploadFile], File(min_length=1, description="One or more files (field name `file`).")
+]
 
 
 def _incoming(files: list[UploadFile]) -> list[IncomingFile]:
@@ -26,7 +33,12 @@ def upload_images(file: Files, settings: SettingsDep) -> JobAccepted:
     return JobAccepted.of(submit(JobKind.images, _incoming(file), settings))
 
 
-@router.post("/archives", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+@router.post(
+    "/archives",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses=errors(415),
+)
 def upload_archive(file: Files, settings: SettingsDep) -> JobAccepted:
     """Index every photo of a .zip, .tar, .tar.gz or .tgz archive (folders kept as paths)."""
     return JobAccepted.of(submit(JobKind.archive, _incoming(file), settings))

@@ -168,6 +168,7 @@ def test_image_file_and_thumbnail(eager_client):
     original = eager_client.get(animal["image_url"])
     assert original.status_code == 200 and original.content == data
     assert original.headers["content-type"] == "image/jpeg"
+    assert original.headers["x-content-type-options"] == "nosniff"
     thumb = eager_client.get(animal["thumbnail_url"])
     assert thumb.headers["content-type"] == "image/jpeg"
     from PIL import Image
