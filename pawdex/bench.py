@@ -44,13 +44,13 @@ from rich.table import Table
 from core.settings import Settings, get_settings
 from pawdex.bench_archive import build_archive, render_photos, source_photos
 from pawdex.processes import (
-    FINISHED,
     base_env,
     free_port,
     peak_rss_mb,
     running_stack,
     spawn,
     stop,
+    wait_job,
     wait_ready,
 )
 
@@ -198,20 +198,19 @@ def _upload(client: httpx.Client, archive: Path) -> str:
 
 def _follow(client: httpx.Client, job_id: str, timeout: float, label: str) -> dict:
     """Poll the job every 0.2 s until it has finished; progress on stderr every 5 s."""
-    deadline = time.monotonic() + timeout
     shown = time.monotonic()
-    while time.monotonic() < deadline:
-        response = client.get(f"/v1/jobs/{job_id}")
-        response.raise_for_status()
-        job = response.json()
-        if job["status"] in FINISHED:
-            return job
+
+    def progress(job: dict) -> None:
+        nonlocal shown
         if time.monotonic() - shown >= 5:
             shown = time.monotonic()
             seen = job["done"] + job["duplicates"] + job["failed"]
             console.print(f"  {label}: {job['status']} {seen}/{job['total']} (done {job['done']})")
-        time.sleep(POLL_S)
-    raise BenchError(f"job {job_id} not finished after {timeout:.0f} s")
+
+    try:
+        return wait_job(client, job_id, timeout, interval=POLL_S, on_progress=progress)
+    except TimeoutError as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def _check_job(job: dict, expected: int | None) -> None:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,8 +91,13 @@ def wait_ready(
 
 
 def wait_job(
-    client: httpx.Client, job_id: str, timeout: float = 600, interval: float = 0.5
+    client: httpx.Client,
+    job_id: str,
+    timeout: float = 600,
+    interval: float = 0.5,
+    on_progress: Callable[[dict], None] | None = None,
 ) -> dict:
+    """Poll the job until it has finished; ``on_progress`` sees every unfinished state."""
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
@@ -101,6 +106,8 @@ def wait_job(
         job = response.json()
         if job["status"] in FINISHED:
             return job
+        if on_progress is not None:
+            on_progress(job)
         time.sleep(interval)
     raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
 
