@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,22 +44,31 @@ def classifier():
     return get_classifier("lite0-imagenet-dogs", "cpu")
 
 
-@pytest.fixture
-def embedded_settings(tmp_path, monkeypatch):
-    """Embedded mode (SQLite + filesystem broker) in a fresh data dir, schema migrated."""
+@contextmanager
+def embedded_settings_at(monkeypatch, data_dir: Path, **env: str):
+    """Embedded mode (SQLite + filesystem broker) in ``data_dir``, schema migrated; ``env``
+    adds or overrides ``PAWDEX_*`` variables."""
     from core.migrate import upgrade_to_head
     from core.settings import get_settings
 
-    monkeypatch.setenv("PAWDEX_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("PAWDEX_DEVICE", "cpu")
-    monkeypatch.setenv("PAWDEX_BATCH_SIZE", "4")
+    for name, value in {"PAWDEX_DATA_DIR": str(data_dir), "PAWDEX_DEVICE": "cpu", **env}.items():
+        monkeypatch.setenv(name, value)
     for name in ("PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL", "PAWDEX_MODEL"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     settings = get_settings()
     upgrade_to_head(settings)
-    yield settings
-    get_settings.cache_clear()
+    try:
+        yield settings
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.fixture
+def embedded_settings(tmp_path, monkeypatch):
+    """Embedded mode in a fresh data dir, schema migrated."""
+    with embedded_settings_at(monkeypatch, tmp_path / "var", PAWDEX_BATCH_SIZE="4") as settings:
+        yield settings
 
 
 @pytest.fixture

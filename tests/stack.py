@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from pawdex.processes import (
     FINISHED,
@@ -46,3 +47,15 @@ def pawdex(*args: str, env: dict[str, str], **kwargs) -> subprocess.CompletedPro
     return subprocess.run(
         [sys.executable, "-m", "pawdex", *args], env=env, capture_output=True, text=True, **kwargs
     )
+
+
+def migrated_production_env(
+    data_dir: Path, database_url: str, broker_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment of a production-mode stack (PostgreSQL + Redis), schema at head."""
+    env = base_env(
+        data_dir, PAWDEX_DATABASE_URL=database_url, PAWDEX_BROKER_URL=broker_url, **extra
+    )
+    migrated = pawdex("migrate", env=env, timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    return env

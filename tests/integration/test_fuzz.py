@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.factories import jpeg_bytes
-from tests.stack import base_env, pawdex, running_stack, wait_job
+from tests.stack import migrated_production_env, running_stack, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -71,15 +71,13 @@ def _schemathesis(url: str, key: str, workdir: Path) -> tuple[int, str, dict, di
 
 
 def test_no_server_error_and_every_answer_matches_the_schema(pg_url, redis_url, tmp_path):
-    env = base_env(
+    env = migrated_production_env(
         tmp_path / "data",
-        PAWDEX_DATABASE_URL=pg_url,
-        PAWDEX_BROKER_URL=redis_url,
+        pg_url,
+        redis_url,
         PAWDEX_RATE_LIMIT_PER_MINUTE="0",  # one key sending as fast as it can, on purpose
         PAWDEX_MAX_UPLOAD_BYTES=str(5 * 1024 * 1024),
     )
-    migrated = pawdex("migrate", env=env, timeout=120)
-    assert migrated.returncode == 0, migrated.stderr
     logs = tmp_path / "logs"
     workers = [["--queues", "ingest,inference"]]
     with running_stack(env, logs, embedded=False, workers=workers) as stack:

@@ -10,21 +10,15 @@ from sqlalchemy import create_engine, func, select
 
 from core.models import Image, JobError
 from tests.hostile import check_job, limit_env, mixed_tar, mixed_zip, photo_samples
-from tests.stack import admin_headers, base_env, pawdex, running_server, wait_job
+from tests.stack import admin_headers, migrated_production_env, running_server, wait_job
 
 pytestmark = pytest.mark.integration
 
 
 def test_hostile_corpus_through_postgres_redis_and_a_worker(pg_url, redis_url, tmp_path):
-    env = base_env(
-        tmp_path / "data",
-        PAWDEX_DATABASE_URL=pg_url,
-        PAWDEX_BROKER_URL=redis_url,
-        PAWDEX_BATCH_SIZE="8",
-        **limit_env(),
+    env = migrated_production_env(
+        tmp_path / "data", pg_url, redis_url, PAWDEX_BATCH_SIZE="8", **limit_env()
     )
-    migrated = pawdex("migrate", env=env, timeout=120)
-    assert migrated.returncode == 0, migrated.stderr
     zip_data, zip_samples = mixed_zip(seed=21)
     tar_data, tar_samples = mixed_tar(seed=22)
     singles = photo_samples(seed=23)

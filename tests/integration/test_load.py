@@ -22,7 +22,7 @@ from core.models import Image, Prediction
 from core.settings import Settings
 from tests.conftest import make_key
 from tests.factories import jpeg_bytes
-from tests.stack import FINISHED, base_env, pawdex, running_stack
+from tests.stack import FINISHED, migrated_production_env, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -182,9 +182,7 @@ def _drain(url: str, key: str, jobs: list[str]) -> dict[str, dict]:
 
 def test_fifty_clients_lose_nothing_and_get_no_5xx(pg_url, redis_url, tmp_path):
     data = tmp_path / "data"
-    env = base_env(data, PAWDEX_DATABASE_URL=pg_url, PAWDEX_BROKER_URL=redis_url)
-    migrated = pawdex("migrate", env=env, timeout=120)
-    assert migrated.returncode == 0, migrated.stderr
+    env = migrated_production_env(data, pg_url, redis_url)
     settings = Settings(data_dir=data, database_url=pg_url, broker_url=redis_url)
     load_key, probe_key = make_key(settings, "archivist"), make_key(settings, "viewer")
     env |= {

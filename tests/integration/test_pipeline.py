@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, func, select
 
 from core.models import Image, JobImage, Prediction
 from tests.photo_archives import pick, shelter_zip
-from tests.stack import admin_headers, base_env, pawdex, running_server, wait_job
+from tests.stack import admin_headers, migrated_production_env, running_server, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.realphotos]
 
@@ -19,14 +19,7 @@ def test_archive_upload_through_postgres_redis_and_a_worker(
 ):
     photos = pick(labelled_photos, dogs=36, others=4)
     archive, expected = shelter_zip(tmp_path / "shelter.zip", photos)
-    env = base_env(
-        tmp_path / "data",
-        PAWDEX_DATABASE_URL=pg_url,
-        PAWDEX_BROKER_URL=redis_url,
-        PAWDEX_BATCH_SIZE="8",
-    )
-    migrated = pawdex("migrate", env=env, timeout=120)
-    assert migrated.returncode == 0, migrated.stderr
+    env = migrated_production_env(tmp_path / "data", pg_url, redis_url, PAWDEX_BATCH_SIZE="8")
 
     with (
         running_server(

@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from tests.conftest import embedded_settings_at
 from tests.hostile import (
     ESCAPE,
     RED_CORNER,
@@ -50,22 +51,12 @@ CASES = archive_cases(seed=4)
 @pytest.fixture(scope="module")
 def embedded_settings(tmp_path_factory):
     """conftest's ``embedded_settings`` for the whole module, with the corpus's limits."""
-    from core.migrate import upgrade_to_head
-    from core.settings import get_settings
-
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PAWDEX_DATA_DIR", str(tmp_path_factory.mktemp("hostile") / "var"))
-        env.setenv("PAWDEX_DEVICE", "cpu")
-        env.setenv("PAWDEX_BATCH_SIZE", "8")
-        for name, value in limit_env().items():
-            env.setenv(name, value)
-        for name in ("PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL", "PAWDEX_MODEL"):
-            env.delenv(name, raising=False)
-        get_settings.cache_clear()
-        settings = get_settings()
-        upgrade_to_head(settings)
+    data_dir = tmp_path_factory.mktemp("hostile") / "var"
+    with (
+        pytest.MonkeyPatch.context() as env,
+        embedded_settings_at(env, data_dir, PAWDEX_BATCH_SIZE="8", **limit_env()) as settings,
+    ):
         yield settings
-    get_settings.cache_clear()
 
 
 def upload(client, route: str, files: list[tuple[str, bytes]]):
