@@ -23,6 +23,7 @@ from ml.classes import (
 )
 from ml.devices import autocast, resolve_device
 from ml.presets import EvalPreset
+from ml.runtime import Forward, make_forward, resolve_runtime
 
 SPECIES = ("dog", "cat", "other")
 TOP_K = 5
@@ -50,10 +51,18 @@ class BreedClassifier(ABC):
 
     name: str
 
-    def __init__(self, name: str, device: str = "auto") -> None:
+    def __init__(
+        self,
+        name: str,
+        device: str = "auto",
+        runtime: str = "auto",
+        cache_dir: Path | None = None,
+    ) -> None:
         self.name = name
         self.device = resolve_device(device)
-        self._model: nn.Module | None = None
+        self.runtime = resolve_runtime(runtime, self.device)
+        self.cache_dir = cache_dir  # where exported ONNX graphs are kept
+        self._forward: Forward | None = None
         self._lock = threading.Lock()
 
     @property
@@ -84,14 +93,16 @@ class BreedClassifier(ABC):
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._forward is not None
 
     def load(self) -> None:
         """Build the model and move it to the device; later calls do nothing."""
         with self._lock:
-            if self._model is None:
-                model = self._build().eval()
-                self._model = model.to(self.device, memory_format=torch.channels_last)
+            if self._forward is None:
+                self._forward = make_forward(
+                    lambda: self._build().eval(), self.device, self.runtime, self.input_size,
+                    cache_name=self.version, cache_dir=self.cache_dir,
+                )  # fmt: skip
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
         return self.preset(img)
@@ -106,14 +117,9 @@ class BreedClassifier(ABC):
     def predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
         """Forward a preprocessed (N, 3, H, W) batch, ``forward_batch`` at a time."""
         self.load()
-        assert self._model is not None
-        logits = []
+        assert self._forward is not None
         with torch.inference_mode(), autocast(self.device):
-            for chunk in batch.split(self.forward_batch):
-                chunk = chunk.to(self.device, non_blocking=True).contiguous(
-                    memory_format=torch.channels_last
-                )
-                logits.append(self._model(chunk).float().cpu())
+            logits = [self._forward(chunk) for chunk in batch.split(self.forward_batch)]
         return self._decide(torch.cat(logits))
 
     def prepare(self, img: Image.Image) -> Image.Image:
@@ -130,7 +136,10 @@ class BreedClassifier(ABC):
         return self.predict_prepared([self.prepare(img) for img in images])
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r}, "
+            f"runtime={self.runtime!r})"
+        )
 
 
 class ImagenetDogsClassifier(BreedClassifier):
@@ -152,11 +161,13 @@ class ImagenetDogsClassifier(BreedClassifier):
         weights: str | Path | None = None,
         device: str = "auto",
         name: str | None = None,
+        runtime: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         self.backbone = backbone_spec(backbone).name
         self.weights = weights
         default_name = f"{self.backbone.removeprefix('efficientnet_')}-imagenet-dogs"
-        super().__init__(name or default_name, device)
+        super().__init__(name or default_name, device, runtime, cache_dir)
         self._breed_index = torch.tensor(stanford_dogs_imagenet_indices())
         self._dog_index = torch.tensor(IMAGENET_DOG_INDICES)
         self._cat_index = torch.tensor(IMAGENET_FELID_INDICES)

@@ -274,7 +274,9 @@ def measure_bare(
 
     from ml import load_classifier
 
-    model = load_classifier(settings.model, settings.device)
+    model = load_classifier(
+        settings.model, settings.device, settings.runtime, settings.onnx_cache_dir
+    )
     model.load()
     tensors = []
     for path in sources[:64]:
@@ -298,6 +300,7 @@ def measure_bare(
     best = max(by_batch, key=by_batch.__getitem__)
     facts = {
         "device": str(model.device),
+        "runtime": model.runtime,
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "model": model.name,

@@ -17,7 +17,7 @@ from PIL import Image
 def create_app(model_name: str, device: str = "cpu") -> FastAPI:
     from ml import load_classifier
 
-    model = load_classifier(model_name, device=device)
+    model = load_classifier(model_name, device=device, runtime="torch")
     model.load()  # before the port opens: /healthz answers once the model is ready
     app = FastAPI(title="pawdex naive demo")
 

@@ -30,7 +30,7 @@ def predict_files(photos: list[Path], top: int, model_name: str, settings: Setti
     """Print one line per photo (more with ``top``); returns the number of unreadable files."""
     from ml import load_classifier
 
-    model = load_classifier(model_name, device=settings.device)
+    model = load_classifier(model_name, settings.device, settings.runtime, settings.onnx_cache_dir)
     failures = 0
     for start in range(0, len(photos), BATCH):
         chunk = photos[start : start + BATCH]

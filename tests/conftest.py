@@ -39,9 +39,10 @@ def labelled_photos() -> list[LabelledPhoto]:
 def classifier():
     """One loaded default model for the whole test session."""
     # The worker's per-process cache: eager tests and direct tests share this one instance.
+    from core.settings import Settings
     from worker.model_cache import get_classifier
 
-    return get_classifier("lite0-imagenet-dogs", "cpu")
+    return get_classifier(Settings(model="lite0-imagenet-dogs", device="cpu"))
 
 
 @contextmanager

@@ -50,7 +50,7 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
     is suspect (that delivery died): suspects are classified one at a time, so only the photo
     that kills the worker keeps dying, and after ``max_attempts`` it becomes a file error."""
     settings = settings or get_settings()
-    model = get_classifier(settings.model, settings.device)
+    model = get_classifier(settings)
     version_id = model_version_id(model, settings)
     storage = Storage(settings.storage_dir)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -16,11 +17,20 @@ from ml import BreedClassifier, load_classifier
 log = logging.getLogger("pawdex.worker")
 
 
+def get_classifier(settings: Settings) -> BreedClassifier:
+    return _classifier(settings.model, settings.device, settings.runtime, settings.onnx_cache_dir)
+
+
 @lru_cache
-def get_classifier(model_name: str, device: str) -> BreedClassifier:
-    model = load_classifier(model_name, device=device)
+def _classifier(
+    model_name: str, device: str, runtime: str, cache_dir: Path | None
+) -> BreedClassifier:
+    model = load_classifier(model_name, device=device, runtime=runtime, cache_dir=cache_dir)
     model.load()
-    log.info("event=model_loaded model=%s version=%s", model.name, model.version)
+    log.info(
+        "event=model_loaded model=%s version=%s device=%s runtime=%s",
+        model.name, model.version, model.device, model.runtime,
+    )  # fmt: skip
     return model
 
 
@@ -49,4 +59,4 @@ def model_version_id(model: BreedClassifier, settings: Settings) -> int:
 
 def preload(settings: Settings) -> None:
     """Load the model before taking tasks, so the first batch does not wait for it."""
-    model_version_id(get_classifier(settings.model, settings.device), settings)
+    model_version_id(get_classifier(settings), settings)
