@@ -7,7 +7,12 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import (
+    APIKeyCookie,
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+)
 from sqlalchemy.orm import Session
 
 from core.catalog import MAX_ROW_ID
@@ -36,15 +41,29 @@ RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id")]
 
 _header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
 _bearer_key = HTTPBearer(auto_error=False, description="The same key as a Bearer token.")
+SESSION_COOKIE = "pawdex_key"
+UI_HEADER = "X-Requested-With"  # the web UI sends it with every cookie-authenticated change
+_cookie_key = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The web UI's session (POST /v1/session)."
+)
 _TOUCH_EVERY = timedelta(minutes=1)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def current_key(
+    request: Request,
     session: SessionDep,
     header: Annotated[str | None, Security(_header_key)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_key)],
+    cookie: Annotated[str | None, Security(_cookie_key)],
 ) -> ApiKey:
     plain = header or (bearer.credentials if bearer else None)
+    if not plain and cookie:
+        # A cookie travels with requests that other sites make the browser send; a custom
+        # header cannot be set by them (not without a CORS preflight this API never grants).
+        if request.method not in _SAFE_METHODS and UI_HEADER not in request.headers:
+            raise HTTPException(403, f"a change signed in by cookie needs the {UI_HEADER} header")
+        plain = cookie
     if not plain:
         raise HTTPException(
             401,

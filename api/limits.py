@@ -6,14 +6,17 @@ FastAPI reads a multipart body before it resolves the route's dependencies.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import SESSION_COOKIE
 from api.ratelimit import RateLimiter
 from core.keys import hash_key
 from core.settings import Settings
@@ -103,13 +106,18 @@ class RateLimit:
 
 
 def presented_key(headers: Headers) -> str | None:
-    """The key of ``X-API-Key`` or ``Authorization: Bearer`` (as ``api.deps`` reads them)."""
+    """The key of ``X-API-Key``, ``Authorization: Bearer`` or the web UI's session cookie
+    (as ``api.deps`` reads them)."""
     if key := headers.get("x-api-key"):
         return key
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip() or None
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    cookies = SimpleCookie()
+    with contextlib.suppress(CookieError):
+        cookies.load(headers.get("cookie", ""))
+    morsel = cookies.get(SESSION_COOKIE)
+    return morsel.value if morsel and morsel.value else None
 
 
 def _exempt(settings: Settings) -> set[str]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api.limits import BodySizeLimit, RateLimit
+from api.metrics import Metrics
 from api.ratelimit import make_rate_limiter
-from api.routers import animals, files, health, jobs, uploads
+from api.routers import admin, animals, files, health, jobs, session, ui, uploads
 from core.catalog import InvalidQuery
 from core.errors import PawdexError, UnsupportedArchive
-from core.jobs import InvalidCursor
+from core.jobs import InvalidCursor, JobConflict
+from core.labels import InvalidLabel
 from core.settings import Settings, get_settings
 from core.uploads import BrokerUnavailable, UploadTooLarge
 
@@ -20,6 +23,8 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     InvalidQuery: 400,
     InvalidCursor: 400,
     BrokerUnavailable: 503,
+    JobConflict: 409,
+    InvalidLabel: 422,
 }
 
 
@@ -45,6 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, settings=current_settings)
     app.add_middleware(RateLimit, settings=current_settings, limiter=make_rate_limiter(settings))
 
+    metrics = Metrics(current_settings)
+    app.middleware("http")(metrics.middleware)
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+
     @app.middleware("http")
     async def _guard_request(request: Request, call_next):
         # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail deep inside.
@@ -52,6 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": "NUL bytes are not allowed in URLs"}, status_code=400)
         return await call_next(request)
 
-    for router in (uploads.router, jobs.router, animals.router, files.router, health.router):
+    for router in (
+        uploads.router, jobs.router, animals.router, files.router, health.router,
+        session.router, admin.router,
+    ):  # fmt: skip
         app.include_router(router)
+    app.include_router(ui.router)
+    app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
     return app

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.catalog import AnimalRecord
-from core.models import Job, JobKind, JobStatus
+from core.jobs import job_rate
+from core.models import ApiKey, Job, JobKind, JobStatus, LabelSource, Role
 
 
 class ErrorOut(BaseModel):
@@ -22,6 +23,8 @@ _ERRORS: dict[int, str] = {
     401: "No API key, or an invalid or revoked one.",
     403: "The key's role may not do this.",
     404: "Not found.",
+    409: "The job is not in a state that allows this.",
+    422: "The request's parameters or body are not valid.",
     413: "The upload is larger than `PAWDEX_MAX_UPLOAD_BYTES`.",
     415: "An upload that is not a zip or tar archive (whatever its name says).",
     429: "The key's rate limit is reached (`PAWDEX_RATE_LIMIT_PER_MINUTE`).",
@@ -81,6 +84,20 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     errors: list[FileError]
+    photos_per_second: float | None = Field(
+        None, description="Photos handled per second since the job started."
+    )
+    eta_seconds: float | None = Field(
+        None, description="Seconds left at that pace (null until the upload's size is known)."
+    )
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        out = cls.model_validate(job)
+        rate, eta = job_rate(job)
+        out.photos_per_second = round(rate, 2) if rate is not None else None
+        out.eta_seconds = round(eta, 1) if eta is not None else None
+        return out
 
 
 class JobPage(BaseModel):
@@ -98,9 +115,19 @@ class Animal(BaseModel):
     sha256: str
     filename: str
     path: str = Field(description="Sanitised path inside the upload (folders kept).")
-    species: str = Field(examples=["dog"], description="dog, cat or other")
-    breed: str | None = Field(examples=["golden_retriever"], description="null unless a dog")
-    confidence: float = Field(description="Probability of the breed among the 120 breeds.")
+    species: str = Field(
+        examples=["dog"], description="dog, cat or other: a person's label if there is one"
+    )
+    breed: str | None = Field(
+        examples=["golden_retriever"],
+        description="null unless a dog: a person's label if there is one, else the model's",
+    )
+    label_source: LabelSource = Field(description="human when a person labelled the photo")
+    model_species: str = Field(description="What the model says, whatever a person said.")
+    model_breed: str | None
+    labeled_by: str | None = Field(None, description="Name of the key that labelled it.")
+    labeled_at: datetime | None = None
+    confidence: float = Field(description="The model's probability of its breed (of 120).")
     species_confidence: float
     top_k: list[TopK]
     model_version: str
@@ -119,8 +146,13 @@ class Animal(BaseModel):
             sha256=img.sha256,
             filename=img.filename,
             path=img.path,
-            species=pred.species,
-            breed=pred.breed,
+            species=record.species,
+            breed=record.breed,
+            label_source=record.label_source,
+            model_species=pred.species,
+            model_breed=pred.breed,
+            labeled_by=record.label.key_name if record.label else None,
+            labeled_at=record.label.created_at if record.label else None,
             confidence=pred.confidence,
             species_confidence=pred.species_confidence,
             top_k=[TopK(**item) for item in pred.top_k],
@@ -144,3 +176,24 @@ class AnimalPage(BaseModel):
 class BreedCount(BaseModel):
     breed: str
     count: int
+
+
+class ReviewPage(AnimalPage):
+    threshold: float = Field(description="Photos below this model confidence are listed.")
+
+
+class LabelIn(BaseModel):
+    species: str = Field(examples=["dog"], description="dog, cat or other ('not a dog')")
+    breed: str | None = Field(
+        None, examples=["beagle"], description="A Stanford Dogs name when species is dog"
+    )
+
+
+class KeyOut(BaseModel):
+    name: str
+    role: Role
+    prefix: str
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(name=key.name, role=key.role, prefix=key.prefix)

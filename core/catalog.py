@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.errors import PawdexError
-from core.models import Image, JobImage, ModelVersion, Prediction
+from core.models import Image, JobImage, Label, LabelSource, ModelVersion, Prediction
 
 MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
@@ -39,6 +39,7 @@ class AnimalFilters:
     model_version: str | None = None
     path_prefix: str | None = None
     filename: str | None = None
+    label_source: LabelSource | None = None
 
 
 @dataclass
@@ -46,6 +47,19 @@ class AnimalRecord:
     image: Image
     prediction: Prediction
     model_version: str
+    label: Label | None = None  # the current human label, if a person has decided
+
+    @property
+    def species(self) -> str:
+        return self.label.species if self.label else self.prediction.species
+
+    @property
+    def breed(self) -> str | None:
+        return self.label.breed if self.label else self.prediction.breed
+
+    @property
+    def label_source(self) -> LabelSource:
+        return LabelSource.human if self.label else LabelSource.model
 
 
 def active_model_version(session: Session) -> ModelVersion | None:
@@ -67,16 +81,26 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _labelled_as(column, prediction_column, value: str):
+    """The human label when there is one, else the model's."""
+    return or_(and_(Label.id.is_(None), prediction_column == value), column == value)
+
+
 def _filtered(version_id: int, filters: AnimalFilters) -> Select:
     stmt = (
-        select(Image, Prediction)
+        select(Image, Prediction, Label)
         .join(Prediction, Prediction.image_id == Image.id)
+        .outerjoin(Label, and_(Label.image_id == Image.id, Label.current.is_(True)))
         .where(Prediction.model_version_id == version_id)
     )
     if filters.breed:
-        stmt = stmt.where(Prediction.breed == filters.breed)
+        stmt = stmt.where(_labelled_as(Label.breed, Prediction.breed, filters.breed))
     if filters.species:
-        stmt = stmt.where(Prediction.species == filters.species)
+        stmt = stmt.where(_labelled_as(Label.species, Prediction.species, filters.species))
+    if filters.label_source == LabelSource.human:
+        stmt = stmt.where(Label.id.is_not(None))
+    elif filters.label_source == LabelSource.model:
+        stmt = stmt.where(Label.id.is_(None))
     if filters.min_confidence is not None:
         stmt = stmt.where(Prediction.confidence >= filters.min_confidence)
     if filters.max_confidence is not None:
@@ -156,7 +180,10 @@ def list_animals(
     if version is None:
         return [], None
     stmt = _ordered(_filtered(version.id, filters), sort, after).limit(limit + 1)
-    rows = [AnimalRecord(img, pred, version.version) for img, pred in session.execute(stmt)]
+    rows = [
+        AnimalRecord(img, pred, version.version, label)
+        for img, pred, label in session.execute(stmt)
+    ]
     next_cursor = encode_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -182,17 +209,21 @@ def get_animal(
     row = session.execute(
         _filtered(version.id, AnimalFilters()).where(Image.id == image_id)
     ).first()
-    return AnimalRecord(row[0], row[1], version.version) if row else None
+    return AnimalRecord(row[0], row[1], version.version, row[2]) if row else None
 
 
 def breed_counts(session: Session, model_version: str | None = None) -> list[tuple[str, int]]:
+    """Photos per breed, a person's label counting over the model's."""
     version = _resolve_version(session, model_version)
     if version is None:
         return []
+    breed = case((Label.id.is_(None), Prediction.breed), else_=Label.breed)
     stmt = (
-        select(Prediction.breed, func.count())
-        .where(Prediction.model_version_id == version.id, Prediction.breed.is_not(None))
-        .group_by(Prediction.breed)
-        .order_by(func.count().desc(), Prediction.breed)
+        select(breed, func.count())
+        .select_from(Prediction)
+        .outerjoin(Label, and_(Label.image_id == Prediction.image_id, Label.current.is_(True)))
+        .where(Prediction.model_version_id == version.id, breed.is_not(None))
+        .group_by(breed)
+        .order_by(func.count().desc(), breed)
     )
-    return [(breed, count) for breed, count in session.execute(stmt)]
+    return [(name, count) for name, count in session.execute(stmt)]

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from core.errors import PawdexError
-from core.models import FINISHED_STATUSES, Job, JobStatus, utcnow
+from core.models import (
+    FINISHED_STATUSES,
+    Job,
+    JobError,
+    JobImage,
+    JobStatus,
+    Prediction,
+    utcnow,
+)
 
 
 class InvalidCursor(PawdexError):
@@ -171,3 +180,105 @@ def list_jobs(
         raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
         next_cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
     return jobs[:limit], next_cursor
+
+
+class JobConflict(PawdexError):
+    """The job is not in a state where this is possible (cancel a finished job, retry a
+    job with nothing to retry)."""
+
+
+def unclassified_image_ids(session: Session, job_id: str) -> list[int]:
+    """The job's own new photos (not its duplicates) with neither a prediction from this
+    job nor a per-file error: what is still owed to ``classify``."""
+    return list(
+        session.scalars(
+            select(JobImage.image_id)
+            .where(JobImage.job_id == job_id, JobImage.duplicate.is_(False))
+            .where(
+                ~exists().where(
+                    Prediction.image_id == JobImage.image_id, Prediction.job_id == job_id
+                )
+            )
+            .where(
+                ~exists().where(JobError.job_id == job_id, JobError.image_id == JobImage.image_id)
+            )
+            .order_by(JobImage.image_id)
+        )
+    )
+
+
+def cancel_job(session: Session, job_id: str, by: str) -> Job:
+    """Stop a job: its queued classify tasks find it cancelled and do nothing, and its
+    ingest loses its lease at the next batch and stops. What was indexed stays."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None:
+        raise LookupError(job_id)
+    if job.status in FINISHED_STATUSES:
+        raise JobConflict(f"job {job_id} has already finished ({job.status.value})")
+    job.status = JobStatus.cancelled
+    job.message = f"cancelled by {by}"
+    job.finished_at = utcnow()
+    job.ingest_lease = None
+    return job
+
+
+@dataclass
+class RetryPlan:
+    job: Job
+    ingest: bool  # resume the upload's ingest (it also re-sends what is unclassified)
+    image_ids: list[int]  # photos to classify again
+
+
+def plan_retry(session: Session, job_id: str, by: str) -> RetryPlan:
+    """Re-open a finished job for what it did not finish: photos whose classification failed
+    (their errors are removed and their attempts reset), photos never classified (the job was
+    cancelled or failed), and an ingest that did not reach the end of the upload. Files that
+    could not be read stay failed: their bytes would fail again."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None:
+        raise LookupError(job_id)
+    if job.status not in (JobStatus.partial, JobStatus.failed, JobStatus.cancelled):
+        raise JobConflict(f"job {job_id} is {job.status.value}: only a partial, failed or "
+                          "cancelled job can be retried")  # fmt: skip
+    retried = list(
+        session.scalars(
+            select(JobError).where(JobError.job_id == job_id, JobError.image_id.is_not(None))
+        )
+    )
+    resume_ingest = not job.ingest_done
+    if not retried and not resume_ingest and not unclassified_image_ids(session, job_id):
+        raise JobConflict(f"job {job_id} has nothing to retry: its failed files cannot be read")
+    for error in retried:
+        session.delete(error)
+    session.execute(update(JobImage).where(JobImage.job_id == job_id).values(attempts=0))
+    job.failed -= len(retried)
+    job.status = JobStatus.running if job.started_at else JobStatus.queued
+    job.finished_at = None
+    job.message = f"retried by {by}"
+    if resume_ingest:
+        job.ingest_lease = None
+        job.ingest_attempts = 0
+        job.heartbeat_at = utcnow()
+    session.flush()
+    ids = [] if resume_ingest else unclassified_image_ids(session, job_id)
+    return RetryPlan(job, resume_ingest, ids)
+
+
+def job_rate(job: Job, now: datetime | None = None) -> tuple[float | None, float | None]:
+    """Photos per second since the job started, and the seconds left at that pace."""
+    if job.started_at is None:
+        return None, None
+    end = job.finished_at or now or utcnow()
+    elapsed = (end - job.started_at).total_seconds()
+    handled = job.done + job.failed + job.duplicates
+    if elapsed <= 0 or handled == 0:
+        return None, None
+    rate = handled / elapsed
+    if job.status in FINISHED_STATUSES:
+        return rate, None
+    left = max(job.total - handled, 0)
+    return rate, (left / rate if job.ingest_done else None)

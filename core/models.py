@@ -233,3 +233,56 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LabelSource(enum.StrEnum):
+    model = "model"
+    human = "human"
+
+
+class Label(Base):
+    """A person's verdict on a photo (confirmed, corrected, or "not a dog"), kept beside the
+    model's predictions, never over them. Every verdict is kept; the newest one of a photo
+    is ``current`` and is what queries show (``label_source`` = human)."""
+
+    __tablename__ = "labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    species: Mapped[str] = mapped_column(String(16))
+    breed: Mapped[str | None] = mapped_column(String(64))
+    # What the model said when the person decided (the active version's prediction).
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    model_breed: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    key_name: Mapped[str] = mapped_column(String(128))
+    current: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_labels_image_current", "image_id", "current"),
+        Index("ix_labels_current_breed", "current", "breed"),
+    )
+
+
+class WorkerPresence(Base):
+    """What each Celery worker reports about itself every few seconds: the admin dashboard's
+    "workers online" and the inference batch figures of ``/metrics``."""
+
+    __tablename__ = "workers"
+
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    device: Mapped[str | None] = mapped_column(String(32))
+    runtime: Mapped[str | None] = mapped_column(String(16))
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    current_task: Mapped[str | None] = mapped_column(Text)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    photos: Mapped[int] = mapped_column(Integer, default=0)
+    batch_seconds_total: Mapped[float] = mapped_column(Float, default=0.0)
+    last_batch_seconds: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -76,6 +76,23 @@ class Settings(BaseSettings):
         description="Seconds without a heartbeat (one per ingest batch) after which a job's "
         "ingest counts as lost and is resumed. Must exceed the longest batch.",
     )
+    presence_interval: float = Field(
+        5,
+        gt=0,
+        description="Seconds between a worker's reports of itself (admin dashboard); "
+        "a worker silent for three intervals shows as offline.",
+    )
+    review_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Photos below this model confidence wait for review.",
+    )
+    flower_url: str | None = Field(
+        None,
+        description="Where Flower runs (linked from the admin dashboard), e.g. "
+        "http://localhost:5555.",
+    )
     sweep_interval: int = Field(
         60, ge=1, description="Seconds between each worker's checks for lost ingests."
     )

@@ -20,6 +20,7 @@ from core.models import Prediction as PredictionRow
 from core.settings import Settings, get_settings
 from core.storage import Storage
 from worker.model_cache import get_classifier, model_version_id
+from worker.presence import record_batch
 
 log = logging.getLogger("pawdex.classify")
 
@@ -141,6 +142,7 @@ def _classify_rows(
     decoded = time.perf_counter()
     predictions = model.predict_prepared([crop for _, crop in good])
     forward_s = time.perf_counter() - decoded
+    record_batch(len(good), forward_s)
     decode_s = decoded - started
 
     predicted = [(image_id, p) for (image_id, _), p in zip(good, predictions, strict=True)]

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 
 from core.archive import ArchiveEntry, ArchiveLimits, iter_archive, iter_single_files
 from core.db import session_scope
@@ -35,6 +35,7 @@ from core.jobs import (
     release_ingest_lease,
     renew_ingest_lease,
     take_ingest_lease,
+    unclassified_image_ids,
 )
 from core.models import (
     Image,
@@ -45,7 +46,6 @@ from core.models import (
     JobStatus,
     utcnow,
 )
-from core.models import Prediction as PredictionRow
 from core.queue import enqueue_classify
 from core.settings import Settings, get_settings
 from core.storage import Storage
@@ -284,23 +284,7 @@ def _commit_batch(
 def _requeue_unclassified(job_id: str, settings: Settings) -> None:
     """After a crash between a commit and its enqueue, send the job's orphans again."""
     with session_scope(settings) as session:
-        ids = list(
-            session.scalars(
-                select(JobImage.image_id)
-                .where(JobImage.job_id == job_id, JobImage.duplicate.is_(False))
-                .where(
-                    ~exists().where(
-                        PredictionRow.image_id == JobImage.image_id, PredictionRow.job_id == job_id
-                    )
-                )
-                .where(
-                    ~exists().where(
-                        JobError.job_id == job_id, JobError.image_id == JobImage.image_id
-                    )
-                )
-                .order_by(JobImage.image_id)
-            )
-        )
+        ids = unclassified_image_ids(session, job_id)
     for start in range(0, len(ids), settings.batch_size):
         enqueue_classify(job_id, ids[start : start + settings.batch_size], settings)
 

@@ -13,6 +13,7 @@ from core.jobs import insert_ignoring_conflicts
 from core.models import ModelVersion
 from core.settings import Settings
 from ml import BreedClassifier, load_classifier
+from worker.presence import describe_model
 
 log = logging.getLogger("pawdex.worker")
 
@@ -59,4 +60,6 @@ def model_version_id(model: BreedClassifier, settings: Settings) -> int:
 
 def preload(settings: Settings) -> None:
     """Load the model before taking tasks, so the first batch does not wait for it."""
-    model_version_id(get_classifier(settings), settings)
+    model = get_classifier(settings)
+    model_version_id(model, settings)
+    describe_model(str(model.device), model.runtime, model.version)
