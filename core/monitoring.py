@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from kombu.exceptions import ChannelError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -16,19 +18,23 @@ from core.settings import Settings
 OFFLINE_AFTER_INTERVALS = 3  # a worker silent this many report intervals is offline
 FORGET_AFTER = timedelta(hours=1)  # and one silent this long is no longer listed
 
+log = logging.getLogger("pawdex.monitoring")
+
 
 def queue_depths(settings: Settings) -> dict[str, int | None]:
     """Messages waiting in each queue (None: the broker could not be asked)."""
-    depths: dict[str, int | None] = {}
-    app = get_celery(settings)
+    depths: dict[str, int | None] = dict.fromkeys((INGEST_QUEUE, INFERENCE_QUEUE))
     try:
-        with app.connection_for_read() as conn:
+        with get_celery(settings).connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
-            channel = conn.default_channel
-            for name in (INGEST_QUEUE, INFERENCE_QUEUE):
-                depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+            for name in depths:
+                try:
+                    ok = conn.default_channel.queue_declare(queue=name, passive=True)
+                    depths[name] = ok.message_count
+                except ChannelError:  # never declared (no worker yet): nothing waits in it
+                    depths[name] = 0
     except Exception:
-        return {INGEST_QUEUE: depths.get(INGEST_QUEUE), INFERENCE_QUEUE: None}
+        log.warning("event=queue_depth_unavailable", exc_info=True)
     return depths
 
 

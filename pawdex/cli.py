@@ -75,6 +75,31 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 app.add_typer(keys_app, name="keys")
 
 
+labels_app = typer.Typer(
+    help="People's labels (corrections) as training data.", no_args_is_help=True
+)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("export")
+def labels_export(
+    out: Annotated[Path, typer.Argument(file_okay=False, help="Folder to write (ImageFolder).")],
+) -> None:
+    """Write every human-labelled photo as ``OUT/<breed>/<sha256>.<ext>`` (non-dogs under
+    ``_not_a_dog``) plus ``labels.csv``: a tree ``pawdex train`` can learn from."""
+    from core.db import session_scope
+    from core.labels import export_image_folder
+    from core.storage import Storage
+
+    settings = get_settings()
+    with session_scope(settings) as session:
+        counts = export_image_folder(session, Storage(settings.storage_dir), out)
+    total = sum(counts.values())
+    typer.echo(f"{total} labelled photos in {len(counts)} folders under {out}")
+    for folder, n in sorted(counts.items()):
+        typer.echo(f"  {folder}: {n}")
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[str, typer.Option(help="viewer, archivist or admin")] = "viewer",

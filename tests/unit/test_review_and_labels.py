@@ -177,6 +177,15 @@ def test_labels_export_as_csv_and_as_an_image_folder_for_training(
     assert photo.name.startswith(dog["sha256"]) and photo.stat().st_size > 1000
     assert (tmp_path / "train" / "labels.csv").is_file()
 
+    from typer.testing import CliRunner
+
+    from pawdex.cli import app
+
+    result = CliRunner().invoke(app, ["labels", "export", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert "2 labelled photos in 2 folders" in result.output
+    assert len(list((tmp_path / "cli" / "_not_a_dog").iterdir())) == 1
+
 
 def test_breeds_all_lists_the_120_names(eager_client):
     names = eager_client.get("/v1/breeds/all").json()
