@@ -81,26 +81,27 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _labelled_as(column, prediction_column, value: str):
-    """The human label when there is one, else the model's."""
-    return or_(and_(Label.id.is_(None), prediction_column == value), column == value)
-
-
-def _filtered(version_id: int, filters: AnimalFilters) -> Select:
+def _filtered(version_id: int, filters: AnimalFilters, source: LabelSource | None) -> Select:
+    """The filtered query over one side of the labels: ``model`` (photos no person labelled:
+    breed and species are the prediction's), ``human`` (breed and species are the person's)
+    or None (both sides, when no breed/species filter needs to tell them apart). Each side
+    keeps the prediction indexes usable; an OR across both tables would not."""
     stmt = (
         select(Image, Prediction, Label)
         .join(Prediction, Prediction.image_id == Image.id)
         .outerjoin(Label, and_(Label.image_id == Image.id, Label.current.is_(True)))
         .where(Prediction.model_version_id == version_id)
     )
-    if filters.breed:
-        stmt = stmt.where(_labelled_as(Label.breed, Prediction.breed, filters.breed))
-    if filters.species:
-        stmt = stmt.where(_labelled_as(Label.species, Prediction.species, filters.species))
-    if filters.label_source == LabelSource.human:
-        stmt = stmt.where(Label.id.is_not(None))
-    elif filters.label_source == LabelSource.model:
+    if source == LabelSource.model:
         stmt = stmt.where(Label.id.is_(None))
+        breed, species = Prediction.breed, Prediction.species
+    elif source == LabelSource.human:
+        stmt = stmt.where(Label.id.is_not(None))
+        breed, species = Label.breed, Label.species
+    if filters.breed:
+        stmt = stmt.where(breed == filters.breed)
+    if filters.species:
+        stmt = stmt.where(species == filters.species)
     if filters.min_confidence is not None:
         stmt = stmt.where(Prediction.confidence >= filters.min_confidence)
     if filters.max_confidence is not None:
@@ -179,11 +180,26 @@ def list_animals(
     version = _resolve_version(session, filters.model_version)
     if version is None:
         return [], None
-    stmt = _ordered(_filtered(version.id, filters), sort, after).limit(limit + 1)
-    rows = [
-        AnimalRecord(img, pred, version.version, label)
-        for img, pred, label in session.execute(stmt)
-    ]
+    if filters.label_source is not None:
+        sources: list[LabelSource | None] = [filters.label_source]
+    elif filters.breed or filters.species:
+        sources = [LabelSource.model, LabelSource.human]
+    else:
+        sources = [None]
+    rows: list[AnimalRecord] = []
+    for source in sources:
+        stmt = _ordered(_filtered(version.id, filters, source), sort, after).limit(limit + 1)
+        rows += [
+            AnimalRecord(img, pred, version.version, label)
+            for img, pred, label in session.execute(stmt)
+        ]
+    if len(sources) > 1:  # merge the sides, each already in keyset order
+        field = "created_at" if sort == AnimalSort.indexed_desc else "confidence"
+        rows.sort(
+            key=lambda r: (getattr(r.prediction, field), r.prediction.image_id),
+            reverse=sort != AnimalSort.confidence_asc,
+        )
+        rows = rows[: limit + 1]
     next_cursor = encode_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -207,7 +223,7 @@ def get_animal(
     if version is None:
         return None
     row = session.execute(
-        _filtered(version.id, AnimalFilters()).where(Image.id == image_id)
+        _filtered(version.id, AnimalFilters(), None).where(Image.id == image_id)
     ).first()
     return AnimalRecord(row[0], row[1], version.version, row[2]) if row else None
 

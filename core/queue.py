@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
+from core import fs_transport
 from core.settings import Settings, get_settings
 
 INGEST_QUEUE = "ingest"
@@ -17,7 +18,10 @@ CLASSIFY_TASK = "pawdex.classify"
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("pawdex", broker=settings.resolved_broker_url)
+    broker = settings.resolved_broker_url
+    if settings.is_embedded_broker:
+        broker = f"{fs_transport.ALIAS}://"  # kombu's filesystem broker, writes made atomic
+    app = Celery("pawdex", broker=broker)
     conf: dict = {
         # One exchange per queue: a queue declared without one would share the default
         # exchange and routing key, and every message would reach both queues.

@@ -6,6 +6,8 @@ import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -35,15 +37,31 @@ def migrate() -> None:
     typer.echo(f"database at head: {settings.resolved_database_url.split('@')[-1]}")
 
 
-def _embedded_workers() -> list[subprocess.Popen]:
-    # Two solo workers: ingest (I/O and decoding) overlaps with inference (the model).
-    base = [sys.executable, "-m", "pawdex", "worker", "--concurrency", "1"]
-    return [
-        subprocess.Popen(
-            [*base, "--queues", queue, "--name", f"{queue}@%h"], preexec_fn=die_with_parent
-        )
-        for queue in ("ingest", "inference")
-    ]
+EMBEDDED_QUEUES = ("ingest", "inference")
+
+
+def _embedded_worker(queue: str) -> subprocess.Popen:
+    # One solo worker per queue: ingest (I/O and decoding) overlaps with inference (the model).
+    args = ["worker", "--concurrency", "1", "--queues", queue, "--name", f"{queue}@%h"]
+    return subprocess.Popen([sys.executable, "-m", "pawdex", *args], preexec_fn=die_with_parent)
+
+
+def _supervise(workers: dict[str, subprocess.Popen], stop: threading.Event) -> None:
+    """Start again an embedded worker that died (killed, out of memory, a crash): its
+    unacknowledged task is delivered again, and its sweeper comes back with it."""
+    log = logging.getLogger("pawdex.serve")
+    restarts: list[float] = []
+    while not stop.wait(1.0):
+        for queue, proc in list(workers.items()):
+            if proc.poll() is None or stop.is_set():
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60]
+            if len(restarts) >= 10:  # crashing in a loop: slow down, keep the API up
+                continue
+            restarts.append(now)
+            log.error("event=worker_restarted queue=%s exit_code=%s", queue, proc.returncode)
+            workers[queue] = _embedded_worker(queue)
 
 
 def _bootstrap_admin_key(settings) -> None:
@@ -165,14 +183,17 @@ def serve(
         upgrade_to_head(settings)
     _bootstrap_admin_key(settings)
     _sweep_spool(settings)
-    workers = _embedded_workers() if embedded_worker else []
+    workers = {q: _embedded_worker(q) for q in EMBEDDED_QUEUES} if embedded_worker else {}
+    stop = threading.Event()
+    threading.Thread(target=_supervise, args=(workers, stop), daemon=True).start()
     typer.secho(f"pawdex is running at http://{host}:{port}  (API docs: /docs)", fg="green")
     try:
         uvicorn.run("api.main:create_app", factory=True, host=host, port=port, log_level="info")
     finally:
-        for proc in workers:
+        stop.set()
+        for proc in workers.values():
             proc.terminate()
-        for proc in workers:
+        for proc in workers.values():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

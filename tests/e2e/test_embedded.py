@@ -3,14 +3,26 @@ started beside the API), fed by ``pawdex index``; ``pawdex index --local``; ``pa
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.factories import jpeg_bytes
 from tests.photo_archives import pick, shelter_zip
-from tests.stack import admin_headers, base_env, pawdex, running_server
+from tests.stack import (
+    admin_headers,
+    base_env,
+    pawdex,
+    running_server,
+    running_stack,
+    wait_job,
+)
 
 pytestmark = pytest.mark.realphotos
 
@@ -74,3 +86,38 @@ def test_unreadable_photo_in_predict_is_an_error_not_a_crash(tmp_path):
     assert result.returncode == 1
     assert "bad.jpg: error:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Child processes of ``pid`` and their command lines."""
+    found = {}
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            cmdline = (status.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found[int(status.parent.name)] = cmdline
+    return found
+
+
+def test_serve_restarts_an_embedded_worker_that_died(tmp_path):
+    env = base_env(tmp_path / "var", PAWDEX_BATCH_SIZE="4")
+    with running_stack(env, tmp_path / "logs", embedded=True) as stack:
+        inference = [p for p, cmd in _children(stack.api.pid).items() if "inference" in cmd]
+        assert len(inference) == 1
+        os.kill(inference[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = [p for p, cmd in _children(stack.api.pid).items() if "inference" in cmd]
+            if now and now != inference:
+                break
+            time.sleep(0.5)
+        assert now and now != inference, "the dead inference worker was not started again"
+        with httpx.Client(base_url=stack.url, headers=stack.headers, timeout=60) as client:
+            files = [("file", (f"{i}.jpg", jpeg_bytes(seed=i), "image/jpeg")) for i in range(3)]
+            job_id = client.post("/v1/images", files=files).json()["job_id"]
+            job = wait_job(client, job_id, timeout=300)
+    assert (job["status"], job["done"]) == ("succeeded", 3)
+    assert "event=worker_restarted queue=inference" in (tmp_path / "logs" / "api.log").read_text()

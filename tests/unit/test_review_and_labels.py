@@ -283,3 +283,35 @@ def test_retry_classifies_again_the_photos_whose_classification_failed(
             select(func.count()).select_from(Prediction).where(Prediction.image_id == broken["id"])
         )
     assert count == 1
+
+
+def test_breed_pages_merge_model_and_human_labels_in_keyset_order(
+    eager_client, embedded_settings, indexed
+):
+    """A breed filter reads two sides (photos nobody labelled: the model's breed; labelled
+    photos: the person's); pages of one must still come in one order, none lost or twice."""
+    headers = archivist(eager_client, embedded_settings)
+    target = indexed[0]["model_breed"] or "beagle"
+    relabelled = [a for a in indexed if a["model_breed"] != target][:3]
+    for animal in relabelled:
+        eager_client.post(
+            f"/v1/animals/{animal['id']}/label",
+            json={"species": "dog", "breed": target},
+            headers=headers,
+        )
+    expected = sorted(
+        (a for a in indexed if a["model_breed"] == target or a in relabelled),
+        key=lambda a: (a["confidence"], a["id"]),
+        reverse=True,
+    )
+    for sort, order in (("-confidence", expected), ("confidence", expected[::-1])):
+        seen, cursor = [], None
+        while True:
+            params = {"breed": target, "limit": 1, "sort": sort} | (
+                {"cursor": cursor} if cursor else {}
+            )
+            page = eager_client.get("/v1/animals", params=params).json()
+            seen += [a["id"] for a in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                break
+        assert seen == [a["id"] for a in order]

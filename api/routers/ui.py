@@ -1,0 +1,80 @@
+"""The web UI: server-rendered page shells. The data comes through the JSON API
+(``api/static/app.js`` calls it with the session cookie), so these routes read nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# Everything the pages load is ours: no inline script, nothing from another origin, no
+# framing. Stored photos are user content; this keeps any that slip through inert.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _page(request: Request, template: str, page: str, **context: object) -> HTMLResponse:
+    return TEMPLATES.TemplateResponse(
+        request, template, {"page": page, **context}, headers=SECURITY_HEADERS
+    )
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/ui/", response_class=HTMLResponse)
+def gallery(request: Request) -> HTMLResponse:
+    return _page(request, "gallery.html", "gallery")
+
+
+@router.get("/ui/login", response_class=HTMLResponse)
+def login(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", "login")
+
+
+@router.get("/ui/upload", response_class=HTMLResponse)
+def upload(request: Request) -> HTMLResponse:
+    return _page(request, "upload.html", "upload")
+
+
+@router.get("/ui/jobs", response_class=HTMLResponse)
+def jobs(request: Request) -> HTMLResponse:
+    return _page(request, "jobs.html", "jobs")
+
+
+@router.get("/ui/jobs/{job_id}", response_class=HTMLResponse)
+def job(request: Request, job_id: str) -> HTMLResponse:
+    return _page(request, "job.html", "job", job_id=job_id)
+
+
+@router.get("/ui/animals/{animal_id}", response_class=HTMLResponse)
+def animal(request: Request, animal_id: str) -> HTMLResponse:
+    # Not validated here: the page asks the API, whose 404 or 422 the page shows.
+    return _page(request, "animal.html", "animal", animal_id=animal_id)
+
+
+@router.get("/ui/review", response_class=HTMLResponse)
+def review(request: Request) -> HTMLResponse:
+    return _page(request, "review.html", "review")
+
+
+@router.get("/ui/admin", response_class=HTMLResponse)
+def admin(request: Request) -> HTMLResponse:
+    return _page(request, "admin.html", "admin")

@@ -1,0 +1,976 @@
+// pawdex web UI: each page is a server-rendered shell; this module fills it from the JSON
+// API (same origin, session cookie). Data is only ever inserted as text (textContent,
+// setAttribute), never parsed as HTML.
+
+const ROLES = ["viewer", "archivist", "admin"];
+const FINISHED = new Set(["succeeded", "partial", "failed", "cancelled"]);
+const ARCHIVE = /\.(zip|tar|tar\.gz|tgz)$/i;
+// Cookie-authenticated changes must carry this header (the API refuses them otherwise).
+const UI_HEADER = { "X-Requested-With": "pawdex-ui" };
+
+class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+/** Build an element: attributes set as attributes (``text`` as textContent, ``on*`` as
+ * listeners); children are nodes or strings (text nodes). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") el.textContent = value;
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  for (const child of children) {
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export const breedName = (breed) => (breed ? breed.replaceAll("_", " ") : "");
+const pct = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)} %`);
+
+/** Datetimes without an offset are UTC (the server stores UTC). */
+function parseTime(iso) {
+  if (!iso) return null;
+  return new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : `${iso}Z`);
+}
+
+function when(iso) {
+  const d = parseTime(iso);
+  return d ? d.toLocaleString() : "–";
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "–";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+function speciesText(animal) {
+  if (animal.species === "dog") return breedName(animal.breed) || "dog";
+  return animal.species === "cat" ? "cat (not a dog)" : "not a dog";
+}
+
+function jobUrl(id) {
+  return `/ui/jobs/${encodeURIComponent(id)}`;
+}
+
+function detailOf(data, status, statusText) {
+  const detail = data && data.detail;
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    // FastAPI's 422: a list of {loc, msg}
+    return detail
+      .map((d) => `${Array.isArray(d.loc) ? d.loc[d.loc.length - 1] : ""}: ${d.msg}`)
+      .join("; ");
+  }
+  return `${status} ${statusText || "error"}`.trim();
+}
+
+function toLogin() {
+  const next = location.pathname + location.search;
+  location.assign(`/ui/login?next=${encodeURIComponent(next)}`);
+}
+
+/** fetch a JSON API path; 401 sends the user to the sign-in page. */
+async function api(path, { method = "GET", json, headers = {}, redirect401 = true } = {}) {
+  const init = {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json", ...headers },
+  };
+  if (method !== "GET") Object.assign(init.headers, UI_HEADER);
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, "the server cannot be reached");
+  }
+  let data = null;
+  if ((response.headers.get("content-type") || "").includes("json")) {
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+  }
+  if (response.status === 401 && redirect401) {
+    toLogin();
+    const error = new ApiError(401, detailOf(data, 401, "sign in required"));
+    error.redirected = true; // nothing to show: the page is going away
+    throw error;
+  }
+  if (!response.ok) throw new ApiError(response.status, detailOf(data, response.status, response.statusText));
+  return data;
+}
+
+function showError(error) {
+  const banner = $("#banner");
+  if (!banner || (error && error.redirected)) return;
+  $(".banner-text", banner).textContent = error instanceof ApiError ? error.message : String(error);
+  banner.hidden = false;
+}
+
+function clearError() {
+  const banner = $("#banner");
+  if (banner) banner.hidden = true;
+}
+
+const allows = (me, role) => me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
+
+/** Show what the signed-in key may use; hide the rest. */
+function applyRole(me) {
+  for (const el of document.querySelectorAll("[data-min-role]")) {
+    el.hidden = !allows(me, el.dataset.minRole);
+  }
+  const who = $(".whoami");
+  if (who) {
+    $(".whoami-name", who).textContent = me.name || "signed in";
+    $(".role-badge", who).textContent = me.role;
+    who.hidden = false;
+  }
+}
+
+/** Page through a cursor-paginated list: ``fetchPage(cursor)`` returns {items, next_cursor}. */
+function pager(button, fetchPage, render) {
+  let cursor = null;
+  let busy = false;
+  let done = false;
+  let generation = 0;
+  async function more() {
+    if (busy || done) return;
+    busy = true;
+    const mine = generation;
+    button.disabled = true;
+    try {
+      const page = await fetchPage(cursor);
+      if (mine !== generation) return;
+      render(page);
+      cursor = page.next_cursor;
+      done = !cursor;
+      button.hidden = done;
+      if (!done && observing) {
+        // Still near the bottom (a short page): keep filling, as scrolling would.
+        requestAnimationFrame(() => {
+          if (button.getBoundingClientRect().top < innerHeight + 300) more();
+        });
+      }
+    } catch (error) {
+      showError(error);
+    } finally {
+      busy = false;
+      button.disabled = false;
+    }
+  }
+  button.addEventListener("click", more);
+  // Infinite scroll: the button coming into view loads the next page.
+  const observing = "IntersectionObserver" in window;
+  if (observing) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !button.hidden) more();
+    }, { rootMargin: "300px" }).observe(button);
+  }
+  return {
+    more,
+    async reset() {
+      generation += 1;
+      cursor = null;
+      done = false;
+      busy = false;
+      button.hidden = true;
+      await more();
+    },
+  };
+}
+
+function queryOf(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== null && v !== undefined && v !== "") q.set(k, v);
+  }
+  return q;
+}
+
+// ---------------------------------------------------------------- sign in / out
+
+function safeNext() {
+  const next = new URLSearchParams(location.search).get("next") || "/ui/";
+  // Only a path on this site: never "//other.example" or "https://…".
+  return next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/ui/";
+}
+
+function initLogin() {
+  const form = $("#login-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    const key = $("#api-key").value.trim();
+    if (!key) {
+      showError("Enter your API key.");
+      return;
+    }
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    try {
+      await api("/v1/session", { method: "POST", headers: { "X-API-Key": key }, redirect401: false });
+      location.assign(safeNext());
+    } catch (error) {
+      showError(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+async function signOut() {
+  try {
+    await api("/v1/session", { method: "DELETE", redirect401: false });
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) {
+      showError(error);
+      return;
+    }
+  }
+  location.assign("/ui/login");
+}
+
+// ---------------------------------------------------------------- gallery
+
+function animalCard(animal) {
+  const human = animal.label_source === "human";
+  const name = speciesText(animal);
+  return h(
+    "li",
+    {
+      class: `animal-card${human ? " human" : ""}`,
+      "data-testid": "animal-card",
+      "data-breed": animal.breed || "",
+      "data-species": animal.species,
+      "data-label-source": animal.label_source || "model",
+      "data-animal-id": animal.id,
+    },
+    h(
+      "a",
+      { href: `/ui/animals/${animal.id}` },
+      h("img", {
+        src: animal.thumbnail_url,
+        loading: "lazy",
+        alt: `${name}, ${animal.filename}`,
+        width: 150,
+        height: 150,
+      }),
+      h(
+        "span",
+        { class: "card-caption" },
+        h("span", { class: "card-breed", "data-testid": "card-breed", text: name }),
+        h("span", { class: "card-conf", text: human ? "labelled" : pct(animal.confidence) }),
+      ),
+      human ? h("span", { class: "badge human-badge", "data-testid": "human-badge", text: "human" }) : null,
+    ),
+  );
+}
+
+const GALLERY_FIELDS = [
+  "breed", "species", "min_confidence", "max_confidence", "job_id", "label_source", "sort",
+];
+
+function galleryFilters() {
+  const url = new URLSearchParams(location.search);
+  const filters = Object.fromEntries(GALLERY_FIELDS.map((f) => [f, url.get(f) || ""]));
+  filters.sort = filters.sort || "-confidence";
+  return filters;
+}
+
+function fillForm(form, values) {
+  for (const [name, value] of Object.entries(values)) {
+    const field = form.elements.namedItem(name);
+    if (!field) continue;
+    if (field.tagName === "SELECT" && value && ![...field.options].some((o) => o.value === value)) {
+      field.append(h("option", { value, text: breedName(value) }));
+    }
+    field.value = value;
+  }
+}
+
+async function initGallery() {
+  const form = $("#filters");
+  const grid = $("#gallery");
+  const status = $("#gallery-status");
+  let shown = 0;
+
+  const list = pager(
+    $("#load-more"),
+    (cursor) => {
+      // ``limit`` in the page URL (not in the form) sets the page size: handy for links.
+      const limit = new URLSearchParams(location.search).get("limit") || 48;
+      const q = queryOf({ ...galleryFilters(), limit, cursor });
+      return api(`/v1/animals?${q}`);
+    },
+    (page) => {
+      grid.append(...page.items.map(animalCard));
+      shown += page.items.length;
+      status.textContent = shown
+        ? `${shown} photo${shown === 1 ? "" : "s"} shown${page.next_cursor ? " (more below)" : ""}`
+        : "No photos match these filters.";
+    },
+  );
+
+  async function reload() {
+    clearError();
+    grid.replaceChildren();
+    shown = 0;
+    status.textContent = "Loading…";
+    fillForm(form, galleryFilters());
+    await list.reset();
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(GALLERY_FIELDS.map((f) => [f, form.elements.namedItem(f).value]));
+    if (values.sort === "-confidence") values.sort = ""; // the default: keep links short
+    const q = queryOf(values).toString();
+    history.pushState(null, "", q ? `?${q}` : location.pathname);
+    reload();
+  });
+  window.addEventListener("popstate", reload);
+
+  fillForm(form, galleryFilters());
+  const breeds = api("/v1/breeds")
+    .then((counts) => {
+      const select = $("#f-breed");
+      const current = galleryFilters().breed;
+      select.replaceChildren(h("option", { value: "", text: "Any breed" }));
+      for (const { breed, count } of counts) {
+        select.append(h("option", { value: breed, text: `${breedName(breed)} (${count})` }));
+      }
+      fillForm(form, { breed: current });
+      select.dataset.loaded = "true";
+    })
+    .catch(showError);
+  await Promise.all([reload(), breeds]);
+}
+
+// ---------------------------------------------------------------- upload
+
+function uploadOne(url, files, label) {
+  $("#uploads-empty").hidden = true;
+  const progress = h("progress", { max: 100, value: 0, "aria-label": `Upload of ${label}` });
+  const state = h("span", { class: "upload-state", "data-testid": "upload-state", text: "uploading…" });
+  const item = h(
+    "li",
+    { class: "upload", "data-testid": "upload-item" },
+    h("span", { class: "upload-name", text: label }),
+    progress,
+    state,
+  );
+  $("#uploads").prepend(item);
+
+  const body = new FormData();
+  for (const file of files) body.append("file", file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", url);
+  xhr.withCredentials = true;
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.setRequestHeader("X-Requested-With", UI_HEADER["X-Requested-With"]);
+  xhr.upload.onprogress = (event) => {
+    if (!event.lengthComputable) return;
+    progress.value = Math.round((event.loaded / event.total) * 100);
+    state.textContent = event.loaded < event.total ? `uploading… ${progress.value} %` : "processing…";
+  };
+  xhr.onload = () => {
+    let data = null;
+    try {
+      data = JSON.parse(xhr.responseText);
+    } catch {
+      data = null;
+    }
+    if (xhr.status === 401) return toLogin();
+    if (xhr.status === 202 && data && data.job_id) {
+      progress.value = 100;
+      item.classList.add("ok");
+      state.replaceChildren(
+        `${data.status} · `,
+        h("a", { href: jobUrl(data.job_id), "data-testid": "job-link", text: `job ${data.job_id.slice(0, 8)}` }),
+      );
+      return;
+    }
+    item.classList.add("failed");
+    state.textContent = detailOf(data, xhr.status, xhr.statusText);
+    state.setAttribute("data-testid", "upload-error");
+  };
+  xhr.onerror = () => {
+    item.classList.add("failed");
+    state.textContent = "the upload failed: the server cannot be reached";
+  };
+  xhr.send(body);
+}
+
+function uploadFiles(fileList) {
+  const files = [...fileList];
+  const archives = files.filter((f) => ARCHIVE.test(f.name));
+  const photos = files.filter((f) => !ARCHIVE.test(f.name));
+  for (const archive of archives) uploadOne("/v1/archives", [archive], archive.name);
+  if (photos.length) {
+    const label = photos.length === 1 ? photos[0].name : `${photos.length} photos`;
+    uploadOne("/v1/images", photos, label);
+  }
+}
+
+function initUpload() {
+  const zone = $("#dropzone");
+  const input = $("#file-input");
+  input.addEventListener("change", () => {
+    if (input.files.length) uploadFiles(input.files);
+    input.value = "";
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    zone.addEventListener(type, (event) => {
+      event.preventDefault();
+      zone.classList.add("dragging");
+    });
+  }
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    if (event.dataTransfer && event.dataTransfer.files.length) uploadFiles(event.dataTransfer.files);
+  });
+}
+
+// ---------------------------------------------------------------- jobs
+
+const processed = (job) => job.done + job.failed + job.duplicates;
+
+function initJobs() {
+  const form = $("#jobs-filter");
+  const body = $("#jobs-body");
+  const line = $("#jobs-status-line");
+  const currentStatus = () => new URLSearchParams(location.search).get("status") || "";
+  const list = pager(
+    $("#jobs-more"),
+    (cursor) => api(`/v1/jobs?${queryOf({ status: currentStatus(), limit: 50, cursor })}`),
+    (page) => {
+      for (const job of page.items) {
+        body.append(
+          h(
+            "tr",
+            { "data-testid": "job-row" },
+            h("td", {}, h("a", { href: jobUrl(job.id), text: job.id.slice(0, 12) })),
+            h("td", { text: job.kind }),
+            h("td", {}, h("span", { class: `status status-${job.status}`, text: job.status })),
+            h("td", { text: `${processed(job)} / ${job.total}` }),
+            h("td", { text: job.failed }),
+            h("td", { text: when(job.created_at) }),
+          ),
+        );
+      }
+      line.textContent = body.children.length ? "" : "No jobs.";
+    },
+  );
+  const reload = () => {
+    body.replaceChildren();
+    form.elements.namedItem("status").value = currentStatus();
+    list.reset();
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = queryOf({ status: form.elements.namedItem("status").value }).toString();
+    history.pushState(null, "", q ? `?${q}` : location.pathname);
+    reload();
+  });
+  window.addEventListener("popstate", reload);
+  reload();
+}
+
+function renderJob(job) {
+  const status = $("#job-status");
+  status.textContent = job.status;
+  status.className = `status status-${job.status}`;
+  $("#job-kind").textContent = `(${job.kind})`;
+  const progress = $("#job-progress");
+  const seen = processed(job);
+  if (job.total > 0) {
+    progress.max = job.total;
+    progress.value = Math.min(seen, job.total);
+  } else if (FINISHED.has(job.status)) {
+    progress.max = 1;
+    progress.value = 1;
+  } else {
+    progress.removeAttribute("value"); // indeterminate until the archive is counted
+  }
+  const share = job.total ? Math.round((seen / job.total) * 100) : FINISHED.has(job.status) ? 100 : 0;
+  $("#job-progress-text").textContent = `${seen} of ${job.total} files processed (${share} %)${
+    FINISHED.has(job.status) ? ` · ${job.status}` : ""
+  }`;
+
+  const facts = [
+    ["Total files", job.total],
+    ["Classified", job.done],
+    ["Failed", job.failed],
+    ["Duplicates", job.duplicates],
+    ["Photos per second", job.photos_per_second == null ? "–" : job.photos_per_second.toFixed(2)],
+    ["Time left", FINISHED.has(job.status) ? "–" : duration(job.eta_seconds)],
+    ["Created", when(job.created_at)],
+    ["Started", when(job.started_at)],
+    ["Finished", when(job.finished_at)],
+  ];
+  $("#job-facts").replaceChildren(
+    ...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { "data-fact": k, text: v })]),
+  );
+  const message = $("#job-message");
+  message.textContent = job.message || "";
+  message.hidden = !job.message;
+
+  const table = $("#job-errors");
+  $("tbody", table).replaceChildren(
+    ...(job.errors || []).map((e) =>
+      h("tr", { "data-testid": "job-error" }, h("td", {}, h("code", { text: e.name })), h("td", { text: e.error })),
+    ),
+  );
+  table.hidden = !(job.errors || []).length;
+  $("#job-no-errors").hidden = !table.hidden;
+  // Cancel stays enabled: the server is the judge (a job may finish between two polls).
+}
+
+function initJob(me) {
+  const id = document.body.dataset.jobId;
+  const path = `/v1/jobs/${encodeURIComponent(id)}`;
+  $("#job-gallery-link").href = `/ui/?${queryOf({ job_id: id })}`;
+  let timer = null;
+
+  async function poll() {
+    clearTimeout(timer);
+    try {
+      const job = await api(path);
+      renderJob(job);
+      if (!FINISHED.has(job.status)) timer = setTimeout(poll, 1000);
+    } catch (error) {
+      showError(error);
+      if (error.status !== 404 && error.status !== 401 && error.status !== 403) {
+        timer = setTimeout(poll, 3000);
+      }
+    }
+  }
+
+  async function act(verb, button) {
+    clearError();
+    button.disabled = true;
+    try {
+      renderJob(await api(`${path}/${verb}`, { method: "POST" }));
+    } catch (error) {
+      showError(error);
+    } finally {
+      button.disabled = false;
+      poll();
+    }
+  }
+
+  if (allows(me, "admin")) {
+    $("#cancel-job").addEventListener("click", (e) => act("cancel", e.currentTarget));
+    $("#retry-job").addEventListener("click", (e) => act("retry", e.currentTarget));
+  }
+  poll();
+}
+
+// ---------------------------------------------------------------- animal detail & labels
+
+let allBreeds = null;
+
+async function breedList() {
+  allBreeds = allBreeds || (await api("/v1/breeds/all"));
+  return allBreeds;
+}
+
+function fillBreedSelect(select, selected) {
+  return breedList().then((breeds) => {
+    select.replaceChildren(
+      h("option", { value: "", text: "Choose a breed…" }),
+      ...breeds.map((b) => h("option", { value: b, text: breedName(b) })),
+    );
+    select.value = selected && breeds.includes(selected) ? selected : "";
+  });
+}
+
+/** The model's own verdict, as a label body (what "Confirm" agrees with). */
+function modelVerdict(animal) {
+  const species = animal.model_species || animal.species;
+  const breed = animal.model_species ? animal.model_breed : animal.breed;
+  return species === "dog" ? { species, breed } : { species, breed: null };
+}
+
+function bar(label, confidence, testid) {
+  const fill = h("span", { class: "bar-fill" });
+  fill.style.width = `${Math.max(0, Math.min(1, confidence)) * 100}%`;
+  return h(
+    "li",
+    { class: "bar", "data-testid": testid },
+    h("span", { class: "bar-label", text: label }),
+    h("span", { class: "bar-track", "aria-hidden": "true" }, fill),
+    h("span", { class: "bar-value", text: pct(confidence) }),
+  );
+}
+
+function renderAnimal(animal) {
+  const photo = $("#animal-photo");
+  photo.src = animal.image_url;
+  photo.alt = `${speciesText(animal)}: ${animal.filename}`;
+  $("#animal-path").textContent = animal.path;
+  $("#animal-title").textContent = speciesText(animal);
+  document.title = `${speciesText(animal)} · pawdex`;
+  const human = animal.label_source === "human";
+  const facts = [
+    ["Species", `${animal.species} (model: ${pct(animal.species_confidence)})`, "species"],
+    ["Model's breed confidence", pct(animal.confidence), "confidence"],
+    ["Label source", animal.label_source || "model", "label-source"],
+  ];
+  if (human) {
+    facts.push(["Labelled by", `${animal.labeled_by || "?"}, ${when(animal.labeled_at)}`, "labeled-by"]);
+    const model = animal.model_species === "dog" ? breedName(animal.model_breed) : animal.model_species;
+    facts.push(["The model said", model || "–", "model-said"]);
+  }
+  facts.push(["Model version", animal.model_version, "model-version"]);
+  facts.push(["Size", `${animal.width} × ${animal.height}`, "size"]);
+  facts.push(["Indexed", when(animal.indexed_at), "indexed"]);
+  $("#animal-facts").replaceChildren(
+    ...facts.flatMap(([k, v, id]) => [h("dt", { text: k }), h("dd", { "data-testid": id, text: v })]),
+  );
+  if (animal.job_id) {
+    $("#animal-facts").append(
+      h("dt", { text: "Job" }),
+      h("dd", {}, h("a", { href: jobUrl(animal.job_id), "data-testid": "animal-job-link", text: animal.job_id.slice(0, 12) })),
+    );
+  }
+  $("#topk").replaceChildren(
+    ...(animal.top_k || []).slice(0, 5).map((t) => bar(breedName(t.breed), t.confidence, "top-k-bar")),
+  );
+}
+
+async function initAnimal(me) {
+  const id = document.body.dataset.animalId;
+  let animal;
+  try {
+    animal = await api(`/v1/animals/${encodeURIComponent(id)}`);
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  renderAnimal(animal);
+  if (!allows(me, "archivist")) return;
+
+  const statusLine = $("#label-status");
+  const select = $("#correct-breed");
+  fillBreedSelect(select, animal.breed).catch(showError);
+  async function label(body) {
+    clearError();
+    statusLine.textContent = "Saving…";
+    try {
+      animal = await api(`/v1/animals/${encodeURIComponent(id)}/label`, { method: "POST", json: body });
+      renderAnimal(animal);
+      statusLine.textContent = `Saved: ${speciesText(animal)}.`;
+    } catch (error) {
+      statusLine.textContent = "";
+      showError(error);
+    }
+  }
+  $("#label-confirm").addEventListener("click", () => label(modelVerdict(animal)));
+  $("#label-not-dog").addEventListener("click", () => label({ species: "other", breed: null }));
+  $("#label-cat").addEventListener("click", () => label({ species: "cat", breed: null }));
+  $("#correct-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!select.value) {
+      showError("Choose a breed first.");
+      return;
+    }
+    label({ species: "dog", breed: select.value });
+  });
+}
+
+// ---------------------------------------------------------------- review queue
+
+function reviewCard(animal, onLabel) {
+  const select = h("select", { id: `breed-${animal.id}`, "data-testid": "review-breed" });
+  const verdict = modelVerdict(animal);
+  const confirmText =
+    verdict.species === "dog"
+      ? `Confirm ${breedName(verdict.breed)}`
+      : `Confirm: ${verdict.species === "cat" ? "a cat" : "not a dog"}`;
+  const card = h(
+    "li",
+    { class: "review-card", "data-testid": "review-card", "data-animal-id": animal.id },
+    h(
+      "a",
+      { href: `/ui/animals/${animal.id}`, class: "review-photo" },
+      h("img", { src: animal.thumbnail_url, loading: "lazy", alt: animal.filename, width: 150, height: 150 }),
+    ),
+    h(
+      "div",
+      { class: "review-body" },
+      h("p", { class: "review-file" }, h("code", { text: animal.path })),
+      h("ol", { class: "bars compact" }, ...(animal.top_k || []).slice(0, 3).map((t) => bar(breedName(t.breed), t.confidence, "review-top"))),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", class: "primary", "data-testid": "review-confirm", text: confirmText, onclick: () => onLabel(card, verdict) }),
+        h("button", { type: "button", "data-testid": "review-not-dog", text: "Not a dog", onclick: () => onLabel(card, { species: "other", breed: null }) }),
+      ),
+      h(
+        "form",
+        {
+          class: "inline-form",
+          onsubmit: (event) => {
+            event.preventDefault();
+            if (select.value) onLabel(card, { species: "dog", breed: select.value });
+          },
+        },
+        h("label", { for: `breed-${animal.id}`, text: "Another breed" }),
+        select,
+        h("button", { type: "submit", "data-testid": "review-set-breed", text: "Set breed" }),
+      ),
+    ),
+  );
+  breedList()
+    .then((breeds) => {
+      select.replaceChildren(
+        h("option", { value: "", text: "Choose…" }),
+        ...breeds.map((b) => h("option", { value: b, text: breedName(b) })),
+      );
+    })
+    .catch(showError);
+  return card;
+}
+
+function initReview() {
+  const form = $("#review-form");
+  const input = $("#threshold");
+  const listEl = $("#review-list");
+  const status = $("#review-status");
+  const threshold = () => new URLSearchParams(location.search).get("threshold") || "";
+  input.value = threshold();
+
+  function updateStatus(extra = "") {
+    const n = listEl.children.length;
+    status.textContent = `${extra}${n ? `${n} photo${n === 1 ? "" : "s"} to review` : "Nothing to review."}`;
+  }
+
+  async function onLabel(card, body) {
+    clearError();
+    for (const b of card.querySelectorAll("button")) b.disabled = true;
+    try {
+      const animal = await api(`/v1/animals/${card.dataset.animalId}/label`, { method: "POST", json: body });
+      card.remove();
+      updateStatus(`Labelled ${animal.filename} as ${speciesText(animal)}. `);
+    } catch (error) {
+      showError(error);
+      for (const b of card.querySelectorAll("button")) b.disabled = false;
+    }
+  }
+
+  const list = pager(
+    $("#review-more"),
+    (cursor) => api(`/v1/review?${queryOf({ threshold: threshold(), limit: 24, cursor })}`),
+    (page) => {
+      if (!input.value && page.threshold !== undefined) input.value = page.threshold;
+      listEl.append(...page.items.map((a) => reviewCard(a, onLabel)));
+      updateStatus();
+    },
+  );
+  const reload = () => {
+    clearError();
+    listEl.replaceChildren();
+    input.value = threshold();
+    list.reset();
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = queryOf({ threshold: input.value }).toString();
+    history.pushState(null, "", q ? `?${q}` : location.pathname);
+    reload();
+  });
+  window.addEventListener("popstate", reload);
+  reload();
+}
+
+// ---------------------------------------------------------------- admin dashboard
+
+function statCard(label, value, testid) {
+  return h(
+    "li",
+    { class: "stat", "data-testid": testid },
+    h("span", { class: "stat-value", text: value }),
+    h("span", { class: "stat-label", text: label }),
+  );
+}
+
+function throughputChart(points) {
+  const width = 600;
+  const height = 120;
+  const max = Math.max(1, ...points.map((p) => p.photos));
+  const step = width / Math.max(points.length, 1);
+  const total = points.reduce((s, p) => s + p.photos, 0);
+  const chart = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    class: "throughput",
+    role: "img",
+    "aria-label": `${total} photos in the last ${points.length} minutes, at most ${max} in one minute`,
+    preserveAspectRatio: "none",
+  });
+  chart.append(svg("line", { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: "axis" }));
+  points.forEach((p, i) => {
+    const bh = (p.photos / max) * (height - 4);
+    const rect = svg("rect", {
+      x: i * step + 1,
+      y: height - bh,
+      width: Math.max(step - 2, 1),
+      height: bh,
+      class: "bar-rect",
+    });
+    const t = parseTime(p.minute);
+    rect.append(svg("title", {}, `${t ? t.toLocaleTimeString() : p.minute}: ${p.photos} photos`));
+    chart.append(rect);
+  });
+  return chart;
+}
+
+function renderOverview(o) {
+  $("#queues").replaceChildren(...o.queues.map((q) => statCard(`queue ${q.name}`, q.depth, "queue-card")));
+  $("#hour-stats").replaceChildren(
+    statCard("photos classified", o.photos_last_hour, "photos-last-hour"),
+    statCard("failed files", o.failures_last_hour, "failures-last-hour"),
+  );
+  $("#throughput").replaceChildren(throughputChart(o.throughput || []));
+  const peak = Math.max(0, ...(o.throughput || []).map((p) => p.photos));
+  $("#throughput-peak").textContent = `(busiest minute: ${peak} photos)`;
+  $("#jobs-by-status").replaceChildren(
+    ...Object.entries(o.jobs_by_status || {}).map(([s, n]) =>
+      h("li", {}, h("a", { href: `/ui/jobs?${queryOf({ status: s })}`, class: `status status-${s}`, text: `${s}: ${n}` })),
+    ),
+  );
+  $("#workers-body").replaceChildren(
+    ...o.workers.map((w) =>
+      h(
+        "tr",
+        { "data-testid": "worker-row", "data-online": w.online ? "true" : "false" },
+        h("td", {}, h("span", { class: `dot ${w.online ? "online" : "offline"}`, "aria-hidden": "true" }), h("span", { "data-testid": "worker-state", text: w.online ? "online" : "offline" })),
+        h("td", {}, h("code", { text: w.hostname })),
+        h("td", { text: (w.queues || []).join(", ") }),
+        h("td", { "data-testid": "worker-device", text: [w.device, w.runtime].filter(Boolean).join(" · ") || "–" }),
+        h("td", { text: w.model_version || "–" }),
+        h("td", { text: w.current_task || "idle" }),
+        h("td", { text: w.batches }),
+        h("td", { text: w.photos }),
+        h("td", { text: when(w.last_seen) }),
+      ),
+    ),
+  );
+  if (!o.workers.length) {
+    $("#workers-body").append(h("tr", {}, h("td", { colspan: 9, text: "No worker has reported yet." })));
+  }
+  $("#active-model").textContent = o.active_model ? `${o.active_model.name} (version ${o.active_model.version})` : "No active model.";
+
+  const failures = $("#recent-failures");
+  $("tbody", failures).replaceChildren(
+    ...o.recent_failures.map((f) =>
+      h(
+        "tr",
+        {},
+        h("td", { text: when(f.created_at) }),
+        h("td", {}, h("a", { href: jobUrl(f.job_id), text: f.job_id.slice(0, 8) })),
+        h("td", {}, h("code", { text: f.name })),
+        h("td", { text: f.error }),
+      ),
+    ),
+  );
+  failures.hidden = !o.recent_failures.length;
+  $("#no-failures").hidden = !failures.hidden;
+
+  const top = (o.breeds || []).slice(0, 20);
+  const most = Math.max(1, ...top.map((b) => b.count));
+  $("#breed-chart").replaceChildren(
+    ...top.map((b) => {
+      const item = bar(breedName(b.breed), b.count / most, "breed-bar");
+      $(".bar-value", item).textContent = b.count;
+      return item;
+    }),
+  );
+  const flower = $("#flower-link");
+  const flowerOk = typeof o.flower_url === "string" && /^https?:\/\//i.test(o.flower_url);
+  flower.hidden = !flowerOk;
+  if (flowerOk) flower.href = o.flower_url;
+  $("#admin-updated").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
+}
+
+function initAdmin() {
+  async function refresh() {
+    try {
+      renderOverview(await api("/v1/admin/overview"));
+      clearError();
+    } catch (error) {
+      showError(error);
+      if (error.status === 403 || error.status === 401) return;
+    }
+    setTimeout(refresh, 5000);
+  }
+  refresh();
+}
+
+// ---------------------------------------------------------------- start
+
+const PAGES = {
+  gallery: initGallery,
+  upload: initUpload,
+  jobs: initJobs,
+  job: initJob,
+  animal: initAnimal,
+  review: initReview,
+  admin: initAdmin,
+};
+
+async function start() {
+  const close = $(".banner-close");
+  if (close) close.addEventListener("click", clearError);
+  const page = document.body.dataset.page;
+  if (page === "login") {
+    initLogin();
+    return;
+  }
+  const signOutButton = $("#sign-out");
+  if (signOutButton) signOutButton.addEventListener("click", signOut);
+  let me;
+  try {
+    me = await api("/v1/me");
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  applyRole(me);
+  const init = PAGES[page];
+  if (init) await init(me);
+  document.body.dataset.ready = "true";
+}
+
+start();
