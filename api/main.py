@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.limits import BodySizeLimit, RateLimit
 from api.metrics import Metrics
@@ -24,8 +29,25 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     InvalidCursor: 400,
     BrokerUnavailable: 503,
     JobConflict: 409,
-    InvalidLabel: 422,
+    InvalidLabel: 400,
 }
+
+
+@cache
+def _path_patterns(app: FastAPI) -> list[tuple[re.Pattern[str], str]]:
+    patterns = []
+    for path, operations in app.openapi()["paths"].items():
+        regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
+        methods = ", ".join(sorted(m.upper() for m in operations))
+        patterns.append((re.compile(f"^{regex}$"), methods))
+    return patterns
+
+
+def allowed_methods(app: FastAPI, request: Request) -> str:
+    for pattern, methods in _path_patterns(app):
+        if pattern.match(request.url.path):
+            return methods
+    return ""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +59,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Index an animal shelter's photo archive by dog breed.",
     )
     app.state.settings = settings
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            # Starlette lists only the first matching route's methods; a path served by
+            # several routes (POST and DELETE /v1/session) must list them all.
+            exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(app, request)}
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(PawdexError)
     async def _user_error(_request: Request, exc: PawdexError) -> JSONResponse:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.catalog import AnimalRecord
 from core.jobs import job_rate
+from core.labels import InvalidLabel
+from core.labels import validate as validate_label
 from core.models import ApiKey, Job, JobKind, JobStatus, LabelSource, Role
 
 
@@ -187,6 +189,14 @@ class LabelIn(BaseModel):
     breed: str | None = Field(
         None, examples=["beagle"], description="A Stanford Dogs name when species is dog"
     )
+
+    @model_validator(mode="after")
+    def _known(self) -> LabelIn:
+        try:
+            validate_label(self.species, self.breed)
+        except InvalidLabel as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class KeyOut(BaseModel):
