@@ -35,6 +35,27 @@ def insert_ignoring_conflicts(session: Session, model: type, index_elements: lis
     return insert(model).on_conflict_do_nothing(index_elements=index_elements)
 
 
+def upsert(
+    session: Session, model: type, index_elements: list[str], values: list[dict], where_not: dict
+) -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE`` of every other column, skipped for existing rows
+    whose columns already equal ``where_not`` (so a redelivered batch updates nothing and
+    ``RETURNING`` reports only what changed)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(values)
+    columns = [c for c in values[0] if c not in index_elements]
+    table = model.__table__
+    condition = and_(
+        *(or_(table.c[name].is_(None), table.c[name] != value) for name, value in where_not.items())
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=index_elements,
+        set_={c: stmt.excluded[c] for c in columns} | {"created_at": utcnow()},
+        where=condition,
+    )
+
+
 def add_to_counters(session: Session, job_id: str, **deltas: int) -> None:
     """Atomic ``counter = counter + n`` so concurrent tasks never lose an update."""
     values = {name: getattr(Job, name) + n for name, n in deltas.items() if n}

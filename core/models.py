@@ -70,6 +70,7 @@ FINISHED_STATUSES = frozenset(
 class JobKind(enum.StrEnum):
     images = "images"
     archive = "archive"
+    reindex = "reindex"  # stored photos classified again by the active model
 
 
 class Job(Base):

@@ -21,7 +21,14 @@ _EXPORTS = {
     "load_classifier": "ml.registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CLASSIFIERS",
+    "DEFAULT_CLASSIFIER",
+    "BreedClassifier",
+    "ImagenetDogsClassifier",
+    "Prediction",
+    "load_classifier",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -114,13 +114,25 @@ class BreedClassifier(ABC):
         the activations small; on CUDA, large batches are what feeds the GPU."""
         return 256 if self.device.type == "cuda" else 8
 
-    def predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
-        """Forward a preprocessed (N, 3, H, W) batch, ``forward_batch`` at a time."""
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """The model's raw output for a preprocessed (N, 3, H, W) batch, ``forward_batch``
+        at a time (float32, CPU)."""
         self.load()
         assert self._forward is not None
         with torch.inference_mode(), autocast(self.device):
-            logits = [self._forward(chunk) for chunk in batch.split(self.forward_batch)]
-        return self._decide(torch.cat(logits))
+            return torch.cat([self._forward(chunk) for chunk in batch.split(self.forward_batch)])
+
+    def predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
+        return self._decide(self.logits(batch))
+
+    @property
+    @abstractmethod
+    def class_names(self) -> list[str]:
+        """The breeds (and, for trained models, any other class) the model tells apart."""
+
+    @abstractmethod
+    def breed_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The columns of ``logits`` that are ``class_names``, in that order (evaluation)."""
 
     def prepare(self, img: Image.Image) -> Image.Image:
         """The geometric part of the preprocessing (Pillow only: safe in decode threads)."""
@@ -169,11 +181,6 @@ class ImagenetDogsClassifier(BreedClassifier):
         default_name = f"{self.backbone.removeprefix('efficientnet_')}-imagenet-dogs"
         super().__init__(name or default_name, device, runtime, cache_dir)
         self._breed_index = torch.tensor(stanford_dogs_imagenet_indices())
-        self._dog_index = torch.tensor(IMAGENET_DOG_INDICES)
-        self._cat_index = torch.tensor(IMAGENET_FELID_INDICES)
-        self._other_mask = torch.ones(1000, dtype=torch.bool)
-        self._other_mask[self._dog_index] = False
-        self._other_mask[self._cat_index] = False
 
     @cached_property
     def weights_file(self) -> Path:
@@ -186,30 +193,55 @@ class ImagenetDogsClassifier(BreedClassifier):
     def _build(self) -> nn.Module:
         return create_backbone(self.backbone, weights=self.weights_file)
 
+    @property
+    def class_names(self) -> list[str]:
+        return list(BREED_NAMES)
+
+    def breed_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, self._breed_index]
+
     def _decide(self, logits: torch.Tensor) -> list[Prediction]:
-        probs = logits.softmax(dim=1)
-        dog = probs[:, self._dog_index].sum(dim=1)
-        cat = probs[:, self._cat_index].sum(dim=1)
-        best_other = probs[:, self._other_mask].amax(dim=1)
-        species_i = torch.stack([dog, cat, best_other], dim=1).argmax(dim=1)
-        species_mass = torch.stack([dog, cat, (1 - dog - cat).clamp(0, 1)], dim=1)
-        species_p = species_mass.gather(1, species_i[:, None])[:, 0]
+        species = imagenet_species(logits)
         breed_probs = logits[:, self._breed_index].softmax(dim=1)
-        top_p, top_i = breed_probs.topk(TOP_K, dim=1)
-        predictions = []
-        for row in range(logits.shape[0]):
-            species = SPECIES[int(species_i[row])]
-            top_k = [
-                (BREED_NAMES[i], float(p))
-                for i, p in zip(top_i[row].tolist(), top_p[row].tolist(), strict=True)
-            ]
-            predictions.append(
-                Prediction(
-                    species=species,
-                    breed=top_k[0][0] if species == "dog" else None,
-                    confidence=top_k[0][1],
-                    top_k=top_k,
-                    species_confidence=float(species_p[row]),
-                )
+        return predictions_from(breed_probs, BREED_NAMES, species)
+
+
+def imagenet_species(logits: torch.Tensor) -> list[tuple[str, float]]:
+    """Species per row of 1000-way ImageNet logits (see ImagenetDogsClassifier), with the
+    summed probability of that species."""
+    probs = logits.softmax(dim=1)
+    dog = probs[:, list(IMAGENET_DOG_INDICES)].sum(dim=1)
+    cat = probs[:, list(IMAGENET_FELID_INDICES)].sum(dim=1)
+    other_mask = torch.ones(probs.shape[1], dtype=torch.bool)
+    other_mask[list(IMAGENET_DOG_INDICES) + list(IMAGENET_FELID_INDICES)] = False
+    best_other = probs[:, other_mask].amax(dim=1)
+    species_i = torch.stack([dog, cat, best_other], dim=1).argmax(dim=1)
+    mass = torch.stack([dog, cat, (1 - dog - cat).clamp(0, 1)], dim=1)
+    species_p = mass.gather(1, species_i[:, None])[:, 0]
+    return [
+        (SPECIES[i], float(p)) for i, p in zip(species_i.tolist(), species_p.tolist(), strict=True)
+    ]
+
+
+def predictions_from(
+    breed_probs: torch.Tensor, names: Sequence[str], species: Sequence[tuple[str, float]]
+) -> list[Prediction]:
+    """One Prediction per row: the top breeds of ``breed_probs`` (columns named by ``names``)
+    and the row's species; a photo that is not a dog has no breed."""
+    top_p, top_i = breed_probs.topk(min(TOP_K, breed_probs.shape[1]), dim=1)
+    predictions = []
+    for row, (kind, kind_p) in enumerate(species):
+        top_k = [
+            (names[i], float(p))
+            for i, p in zip(top_i[row].tolist(), top_p[row].tolist(), strict=True)
+        ]
+        predictions.append(
+            Prediction(
+                species=kind,
+                breed=top_k[0][0] if kind == "dog" else None,
+                confidence=top_k[0][1],
+                top_k=top_k,
+                species_confidence=kind_p,
             )
-        return predictions
+        )
+    return predictions

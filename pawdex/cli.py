@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 
 from core.settings import get_settings
+from pawdex.model_commands import models_app, reindex
 from pawdex.processes import die_with_parent
+from pawdex.training_commands import augment_grid, evaluate, experiment, train, tune
 
 app = typer.Typer(
     help="Index an animal shelter's photo archive by dog breed.", no_args_is_help=True
@@ -92,6 +94,12 @@ def _sweep_spool(settings) -> None:
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
+
+app.add_typer(models_app, name="models")
+app.command()(reindex)
+for command in (train, evaluate, tune, experiment):
+    app.command()(command)
+app.command("augment-grid")(augment_grid)
 
 labels_app = typer.Typer(
     help="People's labels (corrections) as training data.", no_args_is_help=True

@@ -14,12 +14,13 @@ from sqlalchemy import and_, func, select, update
 from core.db import session_scope
 from core.errors import UnsupportedImage
 from core.imaging import decode_for_model
-from core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts
+from core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts, upsert
+from core.model_versions import replaces_predictions
 from core.models import Image, Job, JobError, JobImage, JobStatus
 from core.models import Prediction as PredictionRow
 from core.settings import Settings, get_settings
 from core.storage import Storage
-from worker.model_cache import get_classifier, model_version_id
+from worker.model_cache import active_classifier
 from worker.presence import record_batch
 
 log = logging.getLogger("pawdex.classify")
@@ -51,22 +52,22 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
     is suspect (that delivery died): suspects are classified one at a time, so only the photo
     that kills the worker keeps dying, and after ``max_attempts`` it becomes a file error."""
     settings = settings or get_settings()
-    model = get_classifier(settings)
-    version_id = model_version_id(model, settings)
+    model, version_id = active_classifier(settings)
     storage = Storage(settings.storage_dir)
 
     with session_scope(settings) as session:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
-        if status is None or status == JobStatus.cancelled:
+        job = session.get(Job, job_id)
+        if job is None or job.status == JobStatus.cancelled:
             return
-        accounted = set(
-            session.scalars(
-                select(PredictionRow.image_id).where(
-                    PredictionRow.image_id.in_(image_ids),
-                    PredictionRow.model_version_id == version_id,
-                )
-            )
+        # A reindex of every photo replaces this model's earlier predictions: only what this
+        # job itself wrote counts as done.
+        overwrite = replaces_predictions(job)
+        done = select(PredictionRow.image_id).where(
+            PredictionRow.image_id.in_(image_ids), PredictionRow.model_version_id == version_id
         )
+        if overwrite:
+            done = done.where(PredictionRow.job_id == job_id)
+        accounted = set(session.scalars(done))
         accounted.update(
             session.scalars(
                 select(JobError.image_id).where(
@@ -95,20 +96,26 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
         with session_scope(settings) as session:
             _record(session, job_id, version_id, [], [(row.id, message) for row in poison])
     for group in ([fresh] if fresh else []) + [[row] for row in suspects]:
-        _classify_group(job_id, group, model, version_id, storage, settings)
+        _classify_group(job_id, group, model, version_id, storage, settings, overwrite)
     with session_scope(settings) as session:
         finish_if_complete(session, job_id)
 
 
 def _classify_group(
-    job_id: str, rows: list, model, version_id: int, storage: Storage, settings: Settings
+    job_id: str,
+    rows: list,
+    model,
+    version_id: int,
+    storage: Storage,
+    settings: Settings,
+    overwrite: bool = False,
 ) -> None:
     """One forward pass over ``rows`` and one transaction for their results."""
     ids = [row.id for row in rows]
     with session_scope(settings) as session:
         _count_attempt(session, job_id, ids, +1)
     try:
-        _classify_rows(job_id, rows, model, version_id, storage, settings)
+        _classify_rows(job_id, rows, model, version_id, storage, settings, overwrite)
     except Exception:
         # An error this process survived is not a death: give the attempt back if we can.
         with contextlib.suppress(Exception), session_scope(settings) as session:
@@ -126,7 +133,13 @@ def _count_attempt(session, job_id: str, image_ids: list[int], delta: int) -> No
 
 
 def _classify_rows(
-    job_id: str, todo: list, model, version_id: int, storage: Storage, settings: Settings
+    job_id: str,
+    todo: list,
+    model,
+    version_id: int,
+    storage: Storage,
+    settings: Settings,
+    overwrite: bool = False,
 ) -> None:
     def prepare(row) -> PILImage.Image | str:
         try:
@@ -147,7 +160,7 @@ def _classify_rows(
 
     predicted = [(image_id, p) for (image_id, _), p in zip(good, predictions, strict=True)]
     with session_scope(settings) as session:
-        inserted = _record(session, job_id, version_id, predicted, bad)
+        inserted = _record(session, job_id, version_id, predicted, bad, overwrite)
     log.info(
         "event=classified job_id=%s batch=%s new=%s failed=%s decode_s=%.3f forward_s=%.3f "
         "write_s=%.3f", job_id, len(todo), inserted, len(bad), decode_s, forward_s,
@@ -156,7 +169,12 @@ def _classify_rows(
 
 
 def _record(
-    session, job_id: str, version_id: int, predicted: list, bad: list[tuple[int, str]]
+    session,
+    job_id: str,
+    version_id: int,
+    predicted: list,
+    bad: list[tuple[int, str]],
+    overwrite: bool = False,
 ) -> int:
     """Write predictions and per-file errors; count what was new. Counted in the same
     transaction as the rows: a redelivered task inserts nothing and so counts nothing."""
@@ -175,8 +193,12 @@ def _record(
             }
             for image_id, p in predicted
         ]
-        stmt = insert_ignoring_conflicts(session, PredictionRow, ["image_id", "model_version_id"])
-        inserted = list(session.scalars(stmt.values(values).returning(PredictionRow.image_id)))
+        keys = ["image_id", "model_version_id"]
+        if overwrite:  # replace earlier rows of this model, unless this job wrote them
+            stmt = upsert(session, PredictionRow, keys, values, where_not={"job_id": job_id})
+        else:
+            stmt = insert_ignoring_conflicts(session, PredictionRow, keys).values(values)
+        inserted = list(session.scalars(stmt.returning(PredictionRow.image_id)))
     failed = 0
     for image_id, message in bad:
         already = session.scalar(

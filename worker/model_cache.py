@@ -1,4 +1,6 @@
-"""One classifier per worker process, loaded on first use, and its database identity."""
+"""The model a worker serves: the active version (looked up for every batch, so activating a
+model switches the workers without a restart), loaded once per process, and its database
+identity."""
 
 from __future__ import annotations
 
@@ -6,11 +8,8 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
-
 from core.db import session_scope
-from core.jobs import insert_ignoring_conflicts
-from core.models import ModelVersion
+from core.model_versions import ModelSpec, active_spec, register_version
 from core.settings import Settings
 from ml import BreedClassifier, load_classifier
 from worker.presence import describe_model
@@ -18,21 +17,46 @@ from worker.presence import describe_model
 log = logging.getLogger("pawdex.worker")
 
 
-def get_classifier(settings: Settings) -> BreedClassifier:
-    return _classifier(settings.model, settings.device, settings.runtime, settings.onnx_cache_dir)
+def get_classifier(settings: Settings, spec: ModelSpec | None = None) -> BreedClassifier:
+    """``spec``'s classifier, by default ``PAWDEX_MODEL``'s."""
+    spec = spec or ModelSpec(settings.model)
+    return _classifier(spec, settings.device, settings.runtime, settings.onnx_cache_dir)
 
 
-@lru_cache
+def active_classifier(settings: Settings) -> tuple[BreedClassifier, int]:
+    """The classifier of the active model version (``PAWDEX_MODEL`` while none is active)
+    and that version's id."""
+    with session_scope(settings) as session:
+        spec = active_spec(session, settings.model)
+    model = get_classifier(settings, spec)
+    return model, model_version_id(model, settings)
+
+
+@lru_cache(maxsize=2)  # the active model, and the one it just replaced
 def _classifier(
-    model_name: str, device: str, runtime: str, cache_dir: Path | None
+    spec: ModelSpec, device: str, runtime: str, cache_dir: Path | None
 ) -> BreedClassifier:
-    model = load_classifier(model_name, device=device, runtime=runtime, cache_dir=cache_dir)
+    if spec.path is not None:
+        from ml.trained import TrainedClassifier
+
+        model: BreedClassifier = TrainedClassifier(spec.path, device, runtime, cache_dir)
+    else:
+        model = load_classifier(spec.name, device=device, runtime=runtime, cache_dir=cache_dir)
     model.load()
     log.info(
         "event=model_loaded model=%s version=%s device=%s runtime=%s",
         model.name, model.version, model.device, model.runtime,
     )  # fmt: skip
+    describe_model(str(model.device), model.runtime, model.version)
     return model
+
+
+def model_details(model: BreedClassifier) -> dict:
+    details: dict = {"input_size": model.input_size}
+    path = getattr(model, "path", None)
+    if path is not None:
+        details["path"] = str(Path(path).resolve())
+    return details
 
 
 _version_ids: dict[tuple[str, str], int] = {}
@@ -44,22 +68,16 @@ def model_version_id(model: BreedClassifier, settings: Settings) -> int:
     if key in _version_ids:
         return _version_ids[key]
     with session_scope(settings) as session:
-        stmt = insert_ignoring_conflicts(session, ModelVersion, ["version"]).values(
-            version=model.version,
-            name=model.name,
-            active=False,
-            details={"input_size": model.input_size},
+        from core.model_versions import active_version
+
+        first = active_version(session) is None
+        row = register_version(
+            session, model.version, model.name, model_details(model), activate=first
         )
-        session.execute(stmt)
-        row = session.scalar(select(ModelVersion).where(ModelVersion.version == model.version))
-        if not session.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True))):
-            row.active = True
         _version_ids[key] = row.id
     return _version_ids[key]
 
 
 def preload(settings: Settings) -> None:
-    """Load the model before taking tasks, so the first batch does not wait for it."""
-    model = get_classifier(settings)
-    model_version_id(model, settings)
-    describe_model(str(model.device), model.runtime, model.version)
+    """Load the served model before taking tasks, so the first batch does not wait for it."""
+    active_classifier(settings)

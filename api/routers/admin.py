@@ -3,13 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from api.deps import AdminKey, SessionDep, SettingsDep
-from api.schemas import BreedCount, errors
+from api.schemas import BreedCount, JobOut, errors
+from core.model_versions import create_reindex_job
 from core.monitoring import overview
+from core.queue import enqueue_classify
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=errors(400, 401, 403, 422, 429))
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=errors(400, 401, 403, 429))
 
 
 class QueueOut(BaseModel):
@@ -61,7 +63,7 @@ class OverviewOut(BaseModel):
     flower_url: str | None
 
 
-@router.get("/overview", response_model=OverviewOut)
+@router.get("/overview", response_model=OverviewOut, responses=errors(422))
 def admin_overview(session: SessionDep, settings: SettingsDep, _key: AdminKey) -> OverviewOut:
     """The admin dashboard's data: queue depths, workers online and their device, photos
     classified per minute over the last hour, failures, the active model, breeds."""
@@ -95,3 +97,22 @@ def admin_overview(session: SessionDep, settings: SettingsDep, _key: AdminKey) -
         breeds=[BreedCount(breed=b, count=n) for b, n in o.breeds],
         flower_url=settings.flower_url,
     )
+
+
+class ReindexIn(BaseModel):
+    all: StrictBool = False
+
+
+@router.post(
+    "/reindex", status_code=202, response_model=JobOut, responses=errors(409)
+)
+def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, _key: AdminKey) -> JobOut:
+    """Classify the stored photos with the active model, as an ordinary job: those it has
+    not classified yet, or with ``all`` every photo again (its earlier predictions of them
+    are replaced; other models' predictions stay)."""
+    plan = create_reindex_job(session, everything=body.all)
+    session.commit()
+    for start in range(0, len(plan.image_ids), settings.batch_size):
+        enqueue_classify(plan.job.id, plan.image_ids[start : start + settings.batch_size], settings)
+    session.refresh(plan.job)
+    return JobOut.of(plan.job)
