@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ml.artifacts import save_model_dir, weights_sha256
 from ml.augment import eval_transform, parse_preset, train_transform
@@ -26,7 +27,7 @@ from ml.evaluate import (
 )
 from ml.features import cache_key, extract_features
 from ml.models import SCRATCH, TransferModel, build_model, data_config
-from ml.train import TrainConfig, TrainResult, fit, fit_head
+from ml.train import TrainConfig, TrainResult, fit, fit_head, seed_everything
 
 log = logging.getLogger("pawdex.train")
 
@@ -66,14 +67,22 @@ class TrainReport:
 def _imagenet_init(
     model: TransferModel, classes: list[str]
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The ImageNet classifier rows of the dataset's breeds (all must be ImageNet synsets)."""
+    """A linear head that starts as the backbone's ImageNet classifier restricted to the
+    dataset's breeds: each breed's row is its synset's row; a class that is no ImageNet
+    breed (e.g. ``_not_a_dog``) keeps a fresh random row. None without such a classifier or
+    without any known breed."""
     from ml.classes import BREED_NAMES, breed_wnid, imagenet_index
 
     imagenet = getattr(model, "imagenet_classifier", None)
-    if imagenet is None or not set(classes) <= set(BREED_NAMES):
+    known = [i for i, name in enumerate(classes) if name in BREED_NAMES]
+    if imagenet is None or not known:
         return None
-    rows = [imagenet_index(breed_wnid(name)) for name in classes]
-    return imagenet.weight.detach()[rows].clone(), imagenet.bias.detach()[rows].clone()
+    fresh = nn.Linear(imagenet.in_features, len(classes))
+    weight, bias = fresh.weight.detach().clone(), fresh.bias.detach().clone()
+    for i in known:
+        row = imagenet_index(breed_wnid(classes[i]))
+        weight[i], bias[i] = imagenet.weight.detach()[row], imagenet.bias.detach()[row]
+    return weight, bias
 
 
 def _transforms(opts: TrainOptions, config: dict[str, Any]):
@@ -98,6 +107,7 @@ def _feature_cache(opts: TrainOptions, split_name: str, samples: list[Sample]) -
 
 
 def train(opts: TrainOptions) -> TrainReport:
+    seed_everything(opts.train.seed)  # model building and head initialisation draw too
     split = load_dataset(
         opts.data, opts.breeds, val_fraction=opts.val_fraction,
         seed=opts.train.seed, official_split=opts.official_split,

@@ -137,3 +137,18 @@ def test_augment_grid_writes_a_png(tree, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     bad = pawdex("augment-grid", str(photos[0]), "--preset", "sepia", env=base_env(tmp_path / "v"))
     assert bad.returncode != 0 and "known options" in bad.stderr
+
+
+def test_a_head_starts_from_the_imagenet_rows_of_its_breeds():
+    from ml.classes import breed_wnid, imagenet_index
+    from ml.models import build_model
+    from ml.pipeline import _imagenet_init
+
+    model = build_model("efficientnet_lite0", 3)
+    weight, bias = _imagenet_init(model, ["beagle", "_not_a_dog", "Chihuahua"])
+    rows = model.imagenet_classifier.weight
+    assert weight.shape == (3, rows.shape[1])
+    assert (weight[0] == rows[imagenet_index(breed_wnid("beagle"))]).all()
+    assert (weight[2] == rows[imagenet_index(breed_wnid("Chihuahua"))]).all()
+    assert not any((weight[1] == row).all() for row in rows)  # a fresh row for a non-breed
+    assert _imagenet_init(build_model("efficientnet_lite0", 1), ["tabby"]) is None
