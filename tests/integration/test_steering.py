@@ -69,12 +69,19 @@ def test_cancel_stops_a_running_job_and_retry_finishes_it(pg_url, redis_url, tmp
         animals = client.get("/v1/animals", params={"job_id": job_id, "limit": 500}).json()
         assert len(animals["items"]) == PHOTOS
 
-        overview = client.get("/v1/admin/overview").json()
-        online = {w["hostname"].split("@")[0]: w for w in overview["workers"] if w["online"]}
+        # Workers report every second: wait for the report that follows the last batch.
+        deadline = time.monotonic() + 30
+        while True:
+            overview = client.get("/v1/admin/overview").json()
+            online = {w["hostname"].split("@")[0]: w for w in overview["workers"] if w["online"]}
+            reported = online.get("inference", {}).get("photos", 0)
+            if reported >= PHOTOS - stopped["done"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert set(online) == {"ingest", "inference"}
         assert online["inference"]["device"] == "cpu"
         assert online["inference"]["runtime"] in ("onnx", "torch")
-        assert online["inference"]["photos"] >= PHOTOS - stopped["done"]
+        assert reported >= PHOTOS - stopped["done"]
         assert overview["photos_last_hour"] == PHOTOS
         text = client.get("/metrics").text
     families = {f.name: f.samples for f in text_string_to_metric_families(text)}
