@@ -20,7 +20,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="Default: a filesystem broker in the data dir."
     )
-    model: str = Field("lite0-imagenet-dogs", description="Active model name.")
+    model: str = Field(
+        "lite1-imagenet-dogs",
+        description="The model served until one is activated (`pawdex models activate`). "
+        "Lite1 won the default-model study (docs/default-model.md): top-1 0.808 vs Lite0's "
+        "0.768 on the real photos at 0.62x its speed.",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto",

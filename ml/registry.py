@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ml.classifier import BreedClassifier, ImagenetDogsClassifier
 
-DEFAULT_CLASSIFIER = "lite0-imagenet-dogs"
+DEFAULT_CLASSIFIER = "lite1-imagenet-dogs"  # docs/default-model.md
 
 CLASSIFIERS: dict[str, Callable[..., BreedClassifier]] = {
     f"lite{n}-imagenet-dogs": partial(ImagenetDogsClassifier, f"efficientnet_lite{n}")

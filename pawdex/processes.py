@@ -115,9 +115,10 @@ def wait_job(
 def base_env(data_dir: Path, *, inherit_settings: bool = False, **extra: str) -> dict[str, str]:
     """The environment of a stack whose data lives in ``data_dir``.
 
-    By default every ``PAWDEX_*`` variable of this process is dropped and the device is the
-    CPU (tests). With ``inherit_settings`` the caller's settings (model, device, batch size …)
-    are kept, all but where the data lives (data dir, database, broker)."""
+    By default every ``PAWDEX_*`` variable of this process is dropped, the device is the CPU
+    and the model Lite0 (tests). With ``inherit_settings`` the caller's settings (model,
+    device, batch size …) are kept, all but where the data lives (data dir, database,
+    broker)."""
     drop = _PLACEMENT if inherit_settings else None
     env = {
         k: v
@@ -127,6 +128,7 @@ def base_env(data_dir: Path, *, inherit_settings: bool = False, **extra: str) ->
     env |= {"PAWDEX_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
     if not inherit_settings:
         env["PAWDEX_DEVICE"] = "cpu"
+        env["PAWDEX_MODEL"] = "lite0-imagenet-dogs"  # the fastest model: tests need speed
     env |= extra
     return env
 

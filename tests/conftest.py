@@ -35,6 +35,9 @@ def labelled_photos() -> list[LabelledPhoto]:
         return [LabelledPhoto(PHOTOS_DIR / row["file"], row["breed"]) for row in csv.DictReader(fh)]
 
 
+TEST_MODEL = "lite0-imagenet-dogs"  # the fastest; tests share one loaded instance
+
+
 @pytest.fixture(scope="session")
 def classifier():
     """One loaded default model for the whole test session."""
@@ -42,7 +45,7 @@ def classifier():
     from core.settings import Settings
     from worker.model_cache import get_classifier
 
-    return get_classifier(Settings(model="lite0-imagenet-dogs", device="cpu"))
+    return get_classifier(Settings(model=TEST_MODEL, device="cpu"))
 
 
 @contextmanager
@@ -52,9 +55,15 @@ def embedded_settings_at(monkeypatch, data_dir: Path, **env: str):
     from core.migrate import upgrade_to_head
     from core.settings import get_settings
 
-    for name, value in {"PAWDEX_DATA_DIR": str(data_dir), "PAWDEX_DEVICE": "cpu", **env}.items():
+    # Lite0, the fastest model, is the one the test session shares (the default is Lite1).
+    defaults = {
+        "PAWDEX_DATA_DIR": str(data_dir),
+        "PAWDEX_DEVICE": "cpu",
+        "PAWDEX_MODEL": TEST_MODEL,
+    }
+    for name, value in {**defaults, **env}.items():
         monkeypatch.setenv(name, value)
-    for name in ("PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL", "PAWDEX_MODEL"):
+    for name in ("PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     settings = get_settings()

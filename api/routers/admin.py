@@ -103,9 +103,7 @@ class ReindexIn(BaseModel):
     all: StrictBool = False
 
 
-@router.post(
-    "/reindex", status_code=202, response_model=JobOut, responses=errors(409)
-)
+@router.post("/reindex", status_code=202, response_model=JobOut, responses=errors(409))
 def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, _key: AdminKey) -> JobOut:
     """Classify the stored photos with the active model, as an ordinary job: those it has
     not classified yet, or with ``all`` every photo again (its earlier predictions of them

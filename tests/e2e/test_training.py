@@ -145,7 +145,7 @@ def test_a_head_starts_from_the_imagenet_rows_of_its_breeds():
     from ml.pipeline import _imagenet_init
 
     model = build_model("efficientnet_lite0", 3)
-    weight, bias = _imagenet_init(model, ["beagle", "_not_a_dog", "Chihuahua"])
+    weight, _bias = _imagenet_init(model, ["beagle", "_not_a_dog", "Chihuahua"])
     rows = model.imagenet_classifier.weight
     assert weight.shape == (3, rows.shape[1])
     assert (weight[0] == rows[imagenet_index(breed_wnid("beagle"))]).all()

@@ -118,3 +118,12 @@ def test_predictions_are_well_formed(classifier: BreedClassifier) -> None:
 
 def test_predict_nothing(classifier: BreedClassifier) -> None:
     assert classifier.predict([]) == []
+
+
+def test_the_default_model_is_the_winner_of_the_default_model_study() -> None:
+    """docs/default-model.md: Lite1, top-1 0.808 vs Lite0's 0.768 at 0.62x its speed."""
+    from core.settings import Settings
+    from ml import DEFAULT_CLASSIFIER
+
+    assert DEFAULT_CLASSIFIER == Settings.model_fields["model"].default == "lite1-imagenet-dogs"
+    assert load_classifier().name == "lite1-imagenet-dogs"
