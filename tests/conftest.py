@@ -35,6 +35,17 @@ def labelled_photos() -> list[LabelledPhoto]:
         return [LabelledPhoto(PHOTOS_DIR / row["file"], row["breed"]) for row in csv.DictReader(fh)]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one thread beats a team of spinning ones on a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 TEST_MODEL = "lite0-imagenet-dogs"  # the fastest; tests share one loaded instance
 
 

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from PIL import Image
 
 from ml import BreedClassifier, Prediction, load_classifier
 from ml.backbones import BackboneWeightsError
 from ml.tta import FlipImagenetDogsClassifier
+from tests.realphotos.predicting import predict_all
 
 pytestmark = pytest.mark.realphotos
 
 WINNER = "lite1-imagenet-dogs"  # pawdex.study_default: best top-1 at >= 0.5x lite0's img/s
-BATCH_SIZE = 32
-
-
-def predict_all(model: BreedClassifier, photos) -> list[Prediction]:
-    out: list[Prediction] = []
-    for start in range(0, len(photos), BATCH_SIZE):
-        tensors = []
-        for photo in photos[start : start + BATCH_SIZE]:
-            with Image.open(photo.path) as img:
-                tensors.append(model.preprocess(img))
-        out.extend(model.predict_tensors(torch.stack(tensors)))
-    return out
 
 
 def top1(photos, predictions: list[Prediction]) -> float:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from PIL import Image
 
 from ml import BreedClassifier, Prediction
+from tests.realphotos.predicting import predict_all
 
 pytestmark = pytest.mark.realphotos
-
-BATCH_SIZE = 32
 
 
 @pytest.fixture(scope="module")
 def predictions(classifier: BreedClassifier, labelled_photos) -> list[Prediction]:
-    out: list[Prediction] = []
-    for start in range(0, len(labelled_photos), BATCH_SIZE):
-        tensors = []
-        for photo in labelled_photos[start : start + BATCH_SIZE]:
-            with Image.open(photo.path) as img:
-                tensors.append(classifier.preprocess(img))
-        out.extend(classifier.predict_tensors(torch.stack(tensors)))
-    return out
+    return predict_all(classifier, labelled_photos)
 
 
 def dog_pairs(labelled_photos, predictions):

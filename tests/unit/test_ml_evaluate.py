@@ -26,13 +26,7 @@ TARGETS = torch.tensor([0, 0, 1, 1, 2, 2, 2])
 PREDICTED = torch.tensor([0, 1, 1, 1, 2, 0, 0])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread beats a team of spinning ones on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hand_made_logits() -> torch.Tensor:

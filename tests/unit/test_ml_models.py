@@ -10,14 +10,7 @@ from timm.data import resolve_data_config
 from ml.backbones import BackboneWeightsError, create_backbone
 from ml.models import SCRATCH, TransferModel, build_model, data_config, model_input_size
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread beats a team of spinning ones on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def trainable_names(model: torch.nn.Module) -> set[str]:

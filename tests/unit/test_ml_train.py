@@ -14,14 +14,7 @@ from ml.features import cache_key, extract_features
 from ml.models import build_model
 from ml.train import TrainConfig, fit, fit_head, seed_everything
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors: one thread beats a team of spinning ones on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def colour_images(n: int, seed: int) -> TensorDataset:
