@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from kombu import Connection
 
@@ -10,13 +11,16 @@ import core.fs_transport  # noqa: F401  registers the alias
 
 
 def test_messages_appear_whole_and_half_written_files_are_ignored(tmp_path):
+    # kombu keeps exchanges and bindings per process: a queue name of its own keeps other
+    # tests' declarations (the app's "inference" exchange) out of this one.
+    name = f"q{uuid.uuid4().hex[:8]}"
     options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
     with Connection("pawdexfs://", transport_options=options) as conn:
-        queue = conn.SimpleQueue("inference")
-        (tmp_path / "1_half.inference.msg.part").write_bytes(b'{"bo')  # a write in progress
+        queue = conn.SimpleQueue(name)
+        (tmp_path / f"1_half.{name}.msg.part").write_bytes(b'{"bo')  # a write in progress
         queue.put({"job": "a"})
         names = sorted(p.name for p in tmp_path.iterdir())
-        assert [n for n in names if n.endswith(".inference.msg")] and len(names) == 2
+        assert [n for n in names if n.endswith(f".{name}.msg")] and len(names) == 2, names
         message = queue.get(timeout=2)
         assert message.payload == {"job": "a"}
         message.ack()
@@ -24,4 +28,4 @@ def test_messages_appear_whole_and_half_written_files_are_ignored(tmp_path):
         queue.close()
     written = [p for p in tmp_path.iterdir() if p.name.endswith(".msg")]
     assert written == []  # taken by the consumer
-    assert json.loads((tmp_path / "1_half.inference.msg.part").read_bytes() + b'dy": 1}')
+    assert json.loads((tmp_path / f"1_half.{name}.msg.part").read_bytes() + b'dy": 1}')
