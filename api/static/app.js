@@ -925,6 +925,25 @@ function renderOverview(o) {
 }
 
 function initAdmin() {
+  $("#reindex-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = $("#reindex");
+    button.disabled = true;
+    clearError();
+    try {
+      const job = await api("/v1/admin/reindex", {
+        method: "POST",
+        json: { all: $("#reindex-all").checked },
+      });
+      const link = h("a", { href: jobUrl(job.id), text: `job ${job.id.slice(0, 8)}` });
+      $("#reindex-result").replaceChildren(`${job.total} photos queued: `, link);
+    } catch (error) {
+      showError(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   async function refresh() {
     try {
       renderOverview(await api("/v1/admin/overview"));

@@ -264,6 +264,14 @@ def test_admin_sees_a_refused_cancel_and_the_dashboard(ui_stack, indexed, new_pa
     expect(page.get_by_test_id("metrics-link")).to_have_attribute("href", "/metrics")
     screenshot(page, "admin-dashboard.png")
 
+    # Re-run indexing with the active model: every photo again, as an ordinary job.
+    page.get_by_label(re.compile("every photo again")).check()
+    page.get_by_test_id("reindex").click()
+    result = page.get_by_test_id("reindex-result")
+    expect(result).to_contain_text("photos queued")
+    result.get_by_role("link").click()
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded", timeout=120_000)
+
 
 def test_pages_fit_a_phone_screen(ui_stack, indexed, new_page):
     page = new_page(390, 844)
