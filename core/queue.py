@@ -101,3 +101,9 @@ def enqueue_ingest(job_id: str, settings: Settings | None = None) -> None:
 
 def enqueue_classify(job_id: str, image_ids: list[int], settings: Settings | None = None) -> None:
     _send(CLASSIFY_TASK, [job_id, image_ids], INFERENCE_QUEUE, settings)
+
+
+def enqueue_classify_batches(job_id: str, image_ids: list[int], settings: Settings) -> None:
+    """One classify task per ``batch_size`` photos (one forward pass each)."""
+    for start in range(0, len(image_ids), settings.batch_size):
+        enqueue_classify(job_id, image_ids[start : start + settings.batch_size], settings)

@@ -119,13 +119,12 @@ def models_activate(
 def _reindex(settings: Settings, everything: bool, wait: bool) -> str:
     from core.db import session_scope
     from core.model_versions import create_reindex_job
-    from core.queue import enqueue_classify
+    from core.queue import enqueue_classify_batches
 
     with session_scope(settings) as session:
         plan = create_reindex_job(session, everything=everything)
         job_id, ids = plan.job.id, plan.image_ids
-    for start in range(0, len(ids), settings.batch_size):
-        enqueue_classify(job_id, ids[start : start + settings.batch_size], settings)
+    enqueue_classify_batches(job_id, ids, settings)
     typer.echo(f"reindex job {job_id}: {len(ids)} photos queued")
     if wait and ids:
         _wait_local(settings, job_id, len(ids))

@@ -46,7 +46,7 @@ from core.models import (
     JobStatus,
     utcnow,
 )
-from core.queue import enqueue_classify
+from core.queue import enqueue_classify_batches
 from core.settings import Settings, get_settings
 from core.storage import Storage
 
@@ -276,8 +276,7 @@ def _commit_batch(
         add_to_counters(session, job_id, total=len(batch), failed=failed, duplicates=duplicates)
         job.ingest_position = position
     # Commit before enqueue: the worker must find the rows it is sent.
-    for start in range(0, len(new_ids), settings.batch_size):
-        enqueue_classify(job_id, new_ids[start : start + settings.batch_size], settings)
+    enqueue_classify_batches(job_id, new_ids, settings)
     return position
 
 
@@ -285,8 +284,7 @@ def _requeue_unclassified(job_id: str, settings: Settings) -> None:
     """After a crash between a commit and its enqueue, send the job's orphans again."""
     with session_scope(settings) as session:
         ids = unclassified_image_ids(session, job_id)
-    for start in range(0, len(ids), settings.batch_size):
-        enqueue_classify(job_id, ids[start : start + settings.batch_size], settings)
+    enqueue_classify_batches(job_id, ids, settings)
 
 
 def _discard_spool(job: Job, settings: Settings) -> None:

@@ -9,7 +9,7 @@ from api.deps import AdminKey, SessionDep, SettingsDep
 from api.schemas import BreedCount, JobOut, errors
 from core.model_versions import create_reindex_job
 from core.monitoring import overview
-from core.queue import enqueue_classify
+from core.queue import enqueue_classify_batches
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=errors(400, 401, 403, 429))
 
@@ -110,7 +110,6 @@ def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, _key: A
     are replaced; other models' predictions stay)."""
     plan = create_reindex_job(session, everything=body.all)
     session.commit()
-    for start in range(0, len(plan.image_ids), settings.batch_size):
-        enqueue_classify(plan.job.id, plan.image_ids[start : start + settings.batch_size], settings)
+    enqueue_classify_batches(plan.job.id, plan.image_ids, settings)
     session.refresh(plan.job)
     return JobOut.of(plan.job)

@@ -10,7 +10,7 @@ from api.deps import AdminKey, SessionDep, SettingsDep, ViewerKey
 from api.schemas import JobOut, JobPage, errors
 from core.jobs import cancel_job, list_jobs, plan_retry
 from core.models import Job, JobStatus
-from core.queue import enqueue_classify, enqueue_ingest
+from core.queue import enqueue_classify_batches, enqueue_ingest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429))
 
@@ -66,6 +66,5 @@ def retry(job_id: str, session: SessionDep, settings: SettingsDep, key: AdminKey
     session.commit()  # before the enqueue: the worker must find the job re-opened
     if plan.ingest:
         enqueue_ingest(job_id, settings)
-    for start in range(0, len(plan.image_ids), settings.batch_size):
-        enqueue_classify(job_id, plan.image_ids[start : start + settings.batch_size], settings)
+    enqueue_classify_batches(job_id, plan.image_ids, settings)
     return _job_out(session, job_id)
