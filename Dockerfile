@@ -3,12 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PAWDEX_DATA_DIR=/data
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY api api
-COPY core core
-COPY ml ml
-COPY migrations migrations
-COPY pawdex pawdex
-COPY worker worker
+COPY src src
 RUN pip install --no-cache-dir '.[models,ops]'
 VOLUME /data
 EXPOSE 8000

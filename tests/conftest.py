@@ -53,8 +53,8 @@ TEST_MODEL = "lite0-imagenet-dogs"  # the fastest; tests share one loaded instan
 def classifier():
     """One loaded default model for the whole test session."""
     # The worker's per-process cache: eager tests and direct tests share this one instance.
-    from core.settings import Settings
-    from worker.model_cache import get_classifier
+    from pawdex.core.settings import Settings
+    from pawdex.worker.model_cache import get_classifier
 
     return get_classifier(Settings(model=TEST_MODEL, device="cpu"))
 
@@ -63,8 +63,8 @@ def classifier():
 def embedded_settings_at(monkeypatch, data_dir: Path, **env: str):
     """Embedded mode (SQLite + filesystem broker) in ``data_dir``, schema migrated; ``env``
     adds or overrides ``PAWDEX_*`` variables."""
-    from core.migrate import upgrade_to_head
-    from core.settings import get_settings
+    from pawdex.core.migrate import upgrade_to_head
+    from pawdex.core.settings import get_settings
 
     # Lite0, the fastest model, is the one the test session shares (the default is Lite1).
     defaults = {
@@ -97,9 +97,9 @@ def eager_client(embedded_settings, classifier):
     """The API in-process with Celery eager: uploads are indexed before the 202 returns."""
     from fastapi.testclient import TestClient
 
-    import worker.tasks  # noqa: F401  registers the tasks
-    from api.main import create_app
-    from core.queue import get_celery
+    import pawdex.worker.tasks  # noqa: F401  registers the tasks
+    from pawdex.api.main import create_app
+    from pawdex.core.queue import get_celery
 
     celery = get_celery(embedded_settings)
     celery.conf.task_always_eager = True
@@ -111,9 +111,9 @@ def eager_client(embedded_settings, classifier):
 
 def make_key(settings, role: str) -> str:
     """A new API key of ``role`` in the settings' database (plain text)."""
-    from core.db import session_scope
-    from core.keys import create_key
-    from core.models import Role
+    from pawdex.core.db import session_scope
+    from pawdex.core.keys import create_key
+    from pawdex.core.models import Role
 
     with session_scope(settings) as session:
         return create_key(session, Role(role), f"test {role}")[1]

@@ -1,7 +1,7 @@
 """Run pawdex as real processes (API server, Celery workers) for integration and e2e tests.
 
 The process helpers are product code (``pawdex bench`` uses them too): they live in
-:mod:`pawdex.processes` and are re-exported here for the tests."""
+:mod:`bench.harness` and are re-exported here for the tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pawdex.processes import (
+from bench.harness import (
     FINISHED,
     Stack,
     admin_headers,

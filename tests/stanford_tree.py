@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from scipy.io import savemat
 
-from ml.classes import BREED_NAMES, BREED_WNIDS, breed_wnid
+from pawdex.ml.classes import BREED_NAMES, BREED_WNIDS, breed_wnid
 
 BOX_FRACTION = 0.8  # the generated box: the central 80 % of each side
 

@@ -106,8 +106,8 @@ def test_tune_searches_heads_and_saves_the_best_config(tree, tmp_path):
 
 
 def test_experiment_writes_the_study_table(tree, tmp_path):
-    from ml.experiment import run
-    from ml.train import TrainConfig
+    from pawdex.ml.experiment import run
+    from pawdex.ml.train import TrainConfig
 
     rows, table = run(
         tree, tmp_path / "exp",
@@ -140,9 +140,9 @@ def test_augment_grid_writes_a_png(tree, tmp_path):
 
 
 def test_a_head_starts_from_the_imagenet_rows_of_its_breeds():
-    from ml.classes import breed_wnid, imagenet_index
-    from ml.models import build_model
-    from ml.pipeline import _imagenet_init
+    from pawdex.ml.classes import breed_wnid, imagenet_index
+    from pawdex.ml.models import build_model
+    from pawdex.ml.pipeline import _imagenet_init
 
     model = build_model("efficientnet_lite0", 3)
     weight, _bias = _imagenet_init(model, ["beagle", "_not_a_dog", "Chihuahua"])

@@ -30,7 +30,7 @@ def pg_url():
         _unavailable("PostgreSQL", exc)
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     yield f"{base}/{name}"
-    from core.db import engine_for
+    from pawdex.core.db import engine_for
 
     engine_for.cache_clear()
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:

@@ -22,9 +22,9 @@ INGEST_DELAY = float(os.environ.get("PAWDEX_TEST_INGEST_DELAY", "0"))
 
 
 def patch_classify() -> None:
-    import worker.classify
+    from pawdex.worker import classify
 
-    real_model_input = worker.classify.model_input
+    real_model_input = classify.model_input
 
     def model_input(row, storage, resize_size):
         data = storage.path(row.stored_path).read_bytes()
@@ -34,14 +34,14 @@ def patch_classify() -> None:
             time.sleep(3600)
         return real_model_input(row, storage, resize_size)
 
-    worker.classify.model_input = model_input
+    classify.model_input = model_input
 
 
 def patch_ingest() -> None:
-    import worker.ingest
+    from pawdex.worker import ingest
 
-    real_decode_and_store = worker.ingest._decode_and_store
-    real_commit_batch = worker.ingest._commit_batch
+    real_decode_and_store = ingest._decode_and_store
+    real_commit_batch = ingest._commit_batch
 
     def decode_and_store(item, *args, **kwargs):
         if POISON and POISON in (item.entry.data or b""):
@@ -52,8 +52,8 @@ def patch_ingest() -> None:
         time.sleep(INGEST_DELAY)
         return real_commit_batch(*args, **kwargs)
 
-    worker.ingest._decode_and_store = decode_and_store
-    worker.ingest._commit_batch = commit_batch
+    ingest._decode_and_store = decode_and_store
+    ingest._commit_batch = commit_batch
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import redis
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
-from core.models import Job, JobError, JobImage, Prediction
+from pawdex.core.models import Job, JobError, JobImage, Prediction
 from tests.factories import jpeg_bytes, make_zip
 from tests.integration.conftest import _unavailable
 from tests.stack import (

@@ -10,11 +10,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from core.db import session_scope
-from core.migrate import upgrade_to_head
-from core.models import ModelVersion
-from core.settings import Settings
+from pawdex.api.main import create_app
+from pawdex.core.db import session_scope
+from pawdex.core.migrate import upgrade_to_head
+from pawdex.core.models import ModelVersion
+from pawdex.core.settings import Settings
 from tests.conftest import make_key
 
 pytestmark = pytest.mark.integration

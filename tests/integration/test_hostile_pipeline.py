@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from core.models import Image, JobError
+from pawdex.core.models import Image, JobError
 from tests.hostile import check_job, limit_env, mixed_tar, mixed_zip, photo_samples
 from tests.stack import admin_headers, migrated_production_env, running_server, wait_job
 

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from core.models import Image, Prediction
-from core.settings import Settings
+from pawdex.core.models import Image, Prediction
+from pawdex.core.settings import Settings
 from tests.conftest import make_key
 from tests.factories import jpeg_bytes
 from tests.stack import FINISHED, migrated_production_env, running_stack

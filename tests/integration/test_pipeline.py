@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from core.models import Image, JobImage, Prediction
+from pawdex.core.models import Image, JobImage, Prediction
 from tests.photo_archives import pick, shelter_zip
 from tests.stack import admin_headers, migrated_production_env, running_server, wait_job
 

@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import create_engine
 
-from core.migrate import alembic_config
+from pawdex.core.migrate import alembic_config
 from tests.unit.test_migrations import schema_diff
 
 pytestmark = pytest.mark.integration

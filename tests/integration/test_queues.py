@@ -3,8 +3,8 @@
 import pytest
 import redis
 
-from core.queue import enqueue_classify, enqueue_ingest, make_celery
-from core.settings import Settings
+from pawdex.core.queue import enqueue_classify, enqueue_ingest, make_celery
+from pawdex.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_each_task_lands_in_its_own_queue_once(redis_url, tmp_path, monkeypatch):
     settings = Settings(data_dir=tmp_path, broker_url=redis_url)
     app = make_celery(settings)
-    monkeypatch.setattr("core.queue.get_celery", lambda _settings=None: app)
+    monkeypatch.setattr("pawdex.core.queue.get_celery", lambda _settings=None: app)
     enqueue_ingest("job-a", settings)
     enqueue_classify("job-a", [1, 2, 3], settings)
     enqueue_classify("job-a", [4], settings)
@@ -24,7 +24,7 @@ def test_each_task_lands_in_its_own_queue_once(redis_url, tmp_path, monkeypatch)
 def test_embedded_filesystem_broker_routes_the_same_way(tmp_path, monkeypatch):
     settings = Settings(data_dir=tmp_path)
     app = make_celery(settings)
-    monkeypatch.setattr("core.queue.get_celery", lambda _settings=None: app)
+    monkeypatch.setattr("pawdex.core.queue.get_celery", lambda _settings=None: app)
     enqueue_ingest("job-b", settings)
     enqueue_classify("job-b", [1], settings)
     queues = sorted(p.name.rsplit(".", 2)[1] for p in (settings.broker_dir / "out").iterdir())

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 import redis
 
-from api.ratelimit import RedisRateLimiter, make_rate_limiter
-from core.settings import Settings
+from pawdex.api.ratelimit import RedisRateLimiter, make_rate_limiter
+from pawdex.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

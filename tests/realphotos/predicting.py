@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from ml import BreedClassifier, Prediction
+from pawdex.ml import BreedClassifier, Prediction
 
 BATCH_SIZE = 32
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ml import BreedClassifier, Prediction, load_classifier
-from ml.backbones import BackboneWeightsError
-from ml.tta import FlipImagenetDogsClassifier
+from bench.tta import FlipImagenetDogsClassifier
+from pawdex.ml import BreedClassifier, Prediction, load_classifier
+from pawdex.ml.backbones import BackboneWeightsError
 from tests.realphotos.predicting import predict_all
 
 pytestmark = pytest.mark.realphotos

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml import BreedClassifier, Prediction
+from pawdex.ml import BreedClassifier, Prediction
 from tests.realphotos.predicting import predict_all
 
 pytestmark = pytest.mark.realphotos

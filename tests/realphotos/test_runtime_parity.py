@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ml import BreedClassifier, load_classifier
+from pawdex.ml import BreedClassifier, load_classifier
 
 pytestmark = pytest.mark.realphotos
 

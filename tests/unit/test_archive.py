@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.archive import (
+from pawdex.core.archive import (
     ARCHIVE_ITSELF,
     ArchiveEntry,
     ArchiveLimits,
@@ -20,8 +20,8 @@ from core.archive import (
     iter_single_files,
     sanitize_member_name,
 )
-from core.errors import CorruptArchive, UnsupportedArchive
-from core.settings import Settings
+from pawdex.core.errors import CorruptArchive, UnsupportedArchive
+from pawdex.core.settings import Settings
 from tests.corpus import (
     jpeg_bytes,
     noise_bytes,

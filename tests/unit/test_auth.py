@@ -67,8 +67,8 @@ def test_bearer_header_works_too(anonymous, embedded_settings):
 
 
 def test_revoked_key_is_refused(anonymous, embedded_settings):
-    from core.db import session_scope
-    from core.keys import find_active_key, revoke_key
+    from pawdex.core.db import session_scope
+    from pawdex.core.keys import find_active_key, revoke_key
 
     key = make_key(embedded_settings, "admin")
     assert _call(anonymous, "GET", "/v1/jobs", key).status_code == 200
@@ -80,8 +80,8 @@ def test_revoked_key_is_refused(anonymous, embedded_settings):
 def test_keys_are_stored_hashed(embedded_settings):
     from sqlalchemy import select
 
-    from core.db import session_scope
-    from core.models import ApiKey
+    from pawdex.core.db import session_scope
+    from pawdex.core.models import ApiKey
 
     key = make_key(embedded_settings, "viewer")
     with session_scope(embedded_settings) as session:
@@ -91,8 +91,8 @@ def test_keys_are_stored_hashed(embedded_settings):
 
 
 def test_first_admin_key_is_written_once_with_mode_0600(embedded_settings):
-    from core.db import session_scope
-    from core.keys import bootstrap_admin_key, find_active_key
+    from pawdex.core.db import session_scope
+    from pawdex.core.keys import bootstrap_admin_key, find_active_key
 
     path = embedded_settings.admin_key_file
     with session_scope(embedded_settings) as session:

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from core.db import session_scope
-from core.jobs import LeaseLost, take_ingest_lease
-from core.models import Job, JobImage, JobKind, JobStatus, utcnow
-from core.storage import Storage
-from core.uploads import IncomingFile, submit, sweep_spool
+from pawdex.core.db import session_scope
+from pawdex.core.jobs import LeaseLost, take_ingest_lease
+from pawdex.core.models import Job, JobImage, JobKind, JobStatus, utcnow
+from pawdex.core.storage import Storage
+from pawdex.core.uploads import IncomingFile, submit, sweep_spool
 from tests.factories import jpeg_bytes, make_zip
 
 
@@ -43,7 +43,7 @@ def _set(settings, job_id: str, **values) -> None:
 def test_a_delivery_never_runs_beside_a_live_one(embedded_settings, tmp_path):
     """The broker delivers a task again when it outlives the visibility timeout: that copy
     finds the lease held and its heartbeat fresh, and does nothing."""
-    from worker.ingest import ingest_job
+    from pawdex.worker.ingest import ingest_job
 
     job_id = _archive_job(embedded_settings, tmp_path, 6, seed=100)
     with session_scope(embedded_settings) as s:
@@ -55,8 +55,8 @@ def test_a_delivery_never_runs_beside_a_live_one(embedded_settings, tmp_path):
 
 
 def test_a_delivery_presumed_dead_records_nothing_when_it_wakes_up(embedded_settings, tmp_path):
-    from worker.ingest import _commit_batch, ingest_job, job_entries
-    from worker.sweeper import sweep
+    from pawdex.worker.ingest import _commit_batch, ingest_job, job_entries
+    from pawdex.worker.sweeper import sweep
 
     job_id = _archive_job(embedded_settings, tmp_path, 6, seed=110)
     with session_scope(embedded_settings) as s:
@@ -78,7 +78,7 @@ def test_a_delivery_presumed_dead_records_nothing_when_it_wakes_up(embedded_sett
 def test_the_sweeper_requeues_only_ingests_that_nobody_works_on(
     embedded_settings, tmp_path, monkeypatch
 ):
-    from worker.sweeper import sweep
+    from pawdex.worker.sweeper import sweep
 
     old = utcnow() - timedelta(seconds=400)
     ids = {}
@@ -94,7 +94,7 @@ def test_the_sweeper_requeues_only_ingests_that_nobody_works_on(
         _set(embedded_settings, ids[name], **values)
     sent: list[str] = []
     monkeypatch.setattr(
-        "worker.sweeper.enqueue_ingest", lambda job_id, _s=None: sent.append(job_id)
+        "pawdex.worker.sweeper.enqueue_ingest", lambda job_id, _s=None: sent.append(job_id)
     )
 
     assert sorted(sweep(embedded_settings)) == sorted([ids["worker_vanished"], ids["never_queued"]])
@@ -106,7 +106,7 @@ def test_the_sweeper_requeues_only_ingests_that_nobody_works_on(
 def test_an_entry_that_keeps_killing_ingest_is_skipped(embedded_settings, tmp_path):
     """Deliveries that died reading the entry at the position, alone (after the first death,
     entries are committed one at a time), ``max_attempts`` times: the next one skips it."""
-    from worker.ingest import ingest_job
+    from pawdex.worker.ingest import ingest_job
 
     job_id = _archive_job(embedded_settings, tmp_path, 6, seed=130)
     _set(
@@ -128,7 +128,7 @@ def test_an_entry_that_keeps_killing_ingest_is_skipped(embedded_settings, tmp_pa
 
 def test_an_ingest_that_keeps_dying_elsewhere_fails_the_job_clearly(embedded_settings, tmp_path):
     """Even skipping the entry did not help (the archive, or the host, kills the worker)."""
-    from worker.ingest import ingest_job
+    from pawdex.worker.ingest import ingest_job
 
     job_id = _archive_job(embedded_settings, tmp_path, 6, seed=140)
     _set(
@@ -153,8 +153,8 @@ def test_an_ingest_that_keeps_dying_elsewhere_fails_the_job_clearly(embedded_set
 
 def _ingested(settings, count: int, seed: int) -> tuple[str, list[int]]:
     """Ingested, not classified (the filesystem broker just keeps the classify tasks)."""
-    from core.models import Image
-    from worker.ingest import ingest_job
+    from pawdex.core.models import Image
+    from pawdex.worker.ingest import ingest_job
 
     files = [IncomingFile(f"{i}.jpg", io.BytesIO(jpeg_bytes(seed=seed + i))) for i in range(count)]
     job = submit(JobKind.images, files, settings, enqueue=False)
@@ -172,7 +172,7 @@ def _attempts(settings, job_id: str) -> dict[int, int]:
 
 
 def test_a_photo_that_keeps_killing_classify_becomes_a_file_error(embedded_settings, classifier):
-    from worker.classify import classify_images
+    from pawdex.worker.classify import classify_images
 
     job_id, ids = _ingested(embedded_settings, 3, seed=150)
     # A first delivery took the batch and died; a second took the photos one at a time and
@@ -195,12 +195,11 @@ def test_a_transient_database_error_is_retried_with_backoff(
 ):
     """An OperationalError (the database restarting) makes the task retry, with exponential
     backoff, until it succeeds; it does not count as a crash of the photos in hand."""
-    import worker.classify
-    import worker.tasks
-    from core.queue import get_celery
+    from pawdex.core.queue import get_celery
+    from pawdex.worker import classify, tasks
 
     job_id, ids = _ingested(embedded_settings, 2, seed=160)
-    record, failures = worker.classify._record, []
+    record, failures = classify._record, []
 
     def flaky_record(*args, **kwargs):
         if len(failures) < 2:
@@ -209,16 +208,16 @@ def test_a_transient_database_error_is_retried_with_backoff(
         return record(*args, **kwargs)
 
     countdowns: list[float] = []
-    retry = worker.tasks.classify.retry
+    retry = tasks.classify.retry
 
     def recording_retry(*args, **kwargs):
         countdowns.append(kwargs["countdown"])
         return retry(*args, **kwargs)
 
-    monkeypatch.setattr(worker.classify, "_record", flaky_record)
-    monkeypatch.setattr(worker.tasks.classify, "retry", recording_retry)
+    monkeypatch.setattr(classify, "_record", flaky_record)
+    monkeypatch.setattr(tasks.classify, "retry", recording_retry)
     get_celery(embedded_settings)  # the eager apply below runs on this app
-    result = worker.tasks.classify.apply(args=[job_id, ids])
+    result = tasks.classify.apply(args=[job_id, ids])
 
     assert result.successful()
     assert len(countdowns) == 2

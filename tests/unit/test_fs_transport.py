@@ -7,7 +7,7 @@ import uuid
 
 from kombu import Connection
 
-import core.fs_transport  # noqa: F401  registers the alias
+import pawdex.core.fs_transport  # noqa: F401  registers the alias
 
 
 def test_messages_appear_whole_and_half_written_files_are_ignored(tmp_path):

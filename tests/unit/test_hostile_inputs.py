@@ -198,8 +198,8 @@ def tree(root: Path, skip: Path) -> dict[str, tuple[str, int]]:
 
 
 def assert_storage_holds_only_what_the_database_says(settings) -> None:
-    from core.db import session_scope
-    from core.models import Image as ImageRow
+    from pawdex.core.db import session_scope
+    from pawdex.core.models import Image as ImageRow
 
     storage = settings.storage_dir.resolve()
     with session_scope(settings) as session:
@@ -272,7 +272,7 @@ LIMIT_SETTINGS = (
 
 
 def test_every_limit_is_a_setting_documented_with_its_default():
-    from core.settings import Settings
+    from pawdex.core.settings import Settings
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = dict(re.findall(r"^\| `(PAWDEX_\w+)` \| ([^|]+) \|", readme, re.MULTILINE))

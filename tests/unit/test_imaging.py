@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from core.errors import UnsupportedImage
-from core.imaging import (
+from pawdex.core.errors import UnsupportedImage
+from pawdex.core.imaging import (
     ALLOWED_FORMATS,
     ImageInfo,
     decode_for_model,

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "pawdex"
 
 
 def imported_modules(package: str) -> set[str]:
     names: set[str] = set()
-    for path in (ROOT / package).rglob("*.py"):
+    for path in (PACKAGE / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
@@ -22,14 +23,21 @@ def imported_modules(package: str) -> set[str]:
 
 
 def test_ml_never_imports_the_database_or_the_service():
-    forbidden = ("sqlalchemy", "alembic", "core", "api", "worker", "celery", "psycopg")
-    bad = {m for m in imported_modules("ml") if m.split(".")[0] in forbidden}
+    forbidden = ("sqlalchemy", "alembic", "celery", "psycopg")
+    service = ("pawdex.core", "pawdex.api", "pawdex.worker", "pawdex.cli")
+    bad = {
+        m for m in imported_modules("ml") if m.split(".")[0] in forbidden or m.startswith(service)
+    }
     assert not bad
+
+
+def test_the_api_never_imports_the_models_package():
+    assert not {m for m in imported_modules("api") if m.startswith("pawdex.ml")}
 
 
 def test_the_api_process_never_loads_torch(tmp_path):
     code = (
-        "import sys; from api.main import create_app; create_app();"
+        "import sys; from pawdex.api.main import create_app; create_app();"
         "print(sorted(m for m in ('torch', 'timm', 'onnxruntime') if m in sys.modules))"
     )
     env = {"PAWDEX_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}

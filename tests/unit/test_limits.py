@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from core.models import Job, JobKind
+from pawdex.api.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from pawdex.core.models import Job, JobKind
 from tests.conftest import make_key
 from tests.factories import jpeg_bytes
 
@@ -21,7 +21,7 @@ def _limit(client, settings, **update):
 def _job_count(settings) -> int:
     from sqlalchemy import func, select
 
-    from core.db import session_scope
+    from pawdex.core.db import session_scope
 
     with session_scope(settings) as session:
         return session.scalar(select(func.count()).select_from(Job))
@@ -75,7 +75,7 @@ def test_exempt_keys_and_a_zero_rate_are_never_limited(eager_client, embedded_se
 
 def test_token_bucket_refills_at_the_rate(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr("api.ratelimit.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("pawdex.api.ratelimit.time.monotonic", lambda: clock[0])
     limiter = MemoryRateLimiter()
 
     def take() -> float:
@@ -144,7 +144,7 @@ def test_chunked_upload_under_the_limit_is_accepted(eager_client, embedded_setti
 
 def test_spooling_stops_at_the_limit_and_leaves_nothing(embedded_settings):
     """The upload's own streaming check (behind the middleware's), for callers in-process."""
-    from core.uploads import IncomingFile, UploadTooLarge, submit
+    from pawdex.core.uploads import IncomingFile, UploadTooLarge, submit
 
     settings = embedded_settings.model_copy(update={"max_upload_bytes": 1000})
     files = [
@@ -160,7 +160,7 @@ def test_spooling_stops_at_the_limit_and_leaves_nothing(embedded_settings):
 def test_pawdex_index_waits_out_a_429_and_resends(monkeypatch):
     import httpx
 
-    from pawdex import indexing
+    from pawdex.cli import indexing
 
     answers = iter([429, 429, 202])
     seen: list[bytes] = []

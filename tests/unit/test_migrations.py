@@ -3,8 +3,8 @@
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from core.db import get_engine
-from core.models import Base
+from pawdex.core.db import get_engine
+from pawdex.core.models import Base
 
 
 def schema_diff(engine) -> list:
@@ -20,7 +20,7 @@ def test_sqlite_head_matches_models(embedded_settings):
 def test_every_revision_downgrades_and_upgrades_again(embedded_settings):
     from alembic import command
 
-    from core.migrate import alembic_config
+    from pawdex.core.migrate import alembic_config
 
     config = alembic_config(embedded_settings.resolved_database_url)
     command.downgrade(config, "base")

@@ -6,8 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.augment import OPTIONS, eval_transform, parse_preset, save_preset_grid, train_transform
-from ml.data.datasets import open_rgb
+from pawdex.ml.augment import (
+    OPTIONS,
+    eval_transform,
+    parse_preset,
+    save_preset_grid,
+    train_transform,
+)
+from pawdex.ml.data.datasets import open_rgb
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 RANDOM_ONLY = ("blur", "rotate", "flip", "affine", "crop", "trivialaugment")

@@ -9,17 +9,17 @@ import pytest
 import torch
 from PIL import Image
 
-from ml import CLASSIFIERS, BreedClassifier, Prediction, load_classifier
-from ml.backbones import BackboneWeightsError, create_backbone
-from ml.classes import (
+from pawdex.ml import CLASSIFIERS, BreedClassifier, Prediction, load_classifier
+from pawdex.ml.backbones import BackboneWeightsError, create_backbone
+from pawdex.ml.classes import (
     BREED_NAMES,
     IMAGENET_DOG_INDICES,
     STANFORD_DOGS,
     breed_wnid,
     stanford_dogs_imagenet_indices,
 )
-from ml.devices import resolve_device
-from ml.presets import EvalPreset
+from pawdex.ml.devices import resolve_device
+from pawdex.ml.presets import EvalPreset
 
 
 def generated_images() -> list[Image.Image]:
@@ -122,8 +122,8 @@ def test_predict_nothing(classifier: BreedClassifier) -> None:
 
 def test_the_default_model_is_the_winner_of_the_default_model_study() -> None:
     """docs/default-model.md: Lite1, top-1 0.808 vs Lite0's 0.768 at 0.62x its speed."""
-    from core.settings import Settings
-    from ml import DEFAULT_CLASSIFIER
+    from pawdex.core.settings import Settings
+    from pawdex.ml import DEFAULT_CLASSIFIER
 
     assert DEFAULT_CLASSIFIER == Settings.model_fields["model"].default == "lite1-imagenet-dogs"
     assert load_classifier().name == "lite1-imagenet-dogs"

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.augment import eval_transform, train_transform
-from ml.classes import breed_wnid
-from ml.data import (
+from pawdex.ml.augment import eval_transform, train_transform
+from pawdex.ml.classes import breed_wnid
+from pawdex.ml.data import (
     DatasetSplit,
     PhotoDataset,
     Sample,
@@ -79,7 +79,7 @@ def test_stanford_dogs_classes_labels_and_split(tree, labelled_photos):
 
 
 def _list_file_entries(root, lists):
-    from ml.data.stanford_dogs import read_split_list
+    from pawdex.ml.data.stanford_dogs import read_split_list
 
     return [entry.split("/") for entry in read_split_list(root / f"test_list.{lists}")]
 

@@ -8,16 +8,16 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from ml import backbones
-from ml.artifacts import ModelDirError, load_model_dir, save_model_dir, weights_sha256
-from ml.evaluate import (
+from pawdex.ml import backbones
+from pawdex.ml.artifacts import ModelDirError, load_model_dir, save_model_dir, weights_sha256
+from pawdex.ml.evaluate import (
     classification_metrics,
     confusion_matrix_png,
     learning_curves_png,
     predict_logits,
     write_model_card,
 )
-from ml.models import build_model, data_config
+from pawdex.ml.models import build_model, data_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CLASSES = ["a", "b", "c"]

@@ -7,8 +7,8 @@ import timm
 import torch
 from timm.data import resolve_data_config
 
-from ml.backbones import BackboneWeightsError, create_backbone
-from ml.models import SCRATCH, TransferModel, build_model, data_config, model_input_size
+from pawdex.ml.backbones import BackboneWeightsError, create_backbone
+from pawdex.ml.models import SCRATCH, TransferModel, build_model, data_config, model_input_size
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ml.runtime import make_forward, onnx_available, resolve_runtime
+from pawdex.ml.runtime import make_forward, onnx_available, resolve_runtime
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="onnxruntime not installed")
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from ml.features import cache_key, extract_features
-from ml.models import build_model
-from ml.train import TrainConfig, fit, fit_head, seed_everything
+from pawdex.ml.features import cache_key, extract_features
+from pawdex.ml.models import build_model
+from pawdex.ml.train import TrainConfig, fit, fit_head, seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from core.models import Prediction
 from pawdex.cli import app
+from pawdex.core.db import session_scope
+from pawdex.core.models import Prediction
 from tests.factories import jpeg_bytes
 
 pytestmark = pytest.mark.slow  # loads a second model (Lite1)

@@ -19,7 +19,7 @@ def indexed_job(eager_client):
 @pytest.fixture
 def reporting_worker(embedded_settings):
     """This process reports itself as an inference worker that ran two batches."""
-    from worker import presence
+    from pawdex.worker import presence
 
     saved = presence._state
     presence._state = presence._State(hostname="inference@test", queues=["inference"])
@@ -62,8 +62,8 @@ def test_overview_shows_queues_workers_throughput_failures_and_model(
 def test_a_silent_worker_shows_offline(eager_client, embedded_settings, reporting_worker):
     from datetime import timedelta
 
-    from core.db import session_scope
-    from core.models import WorkerPresence, utcnow
+    from pawdex.core.db import session_scope
+    from pawdex.core.models import WorkerPresence, utcnow
 
     with session_scope(embedded_settings) as session:
         row = session.get(WorkerPresence, "inference@test")

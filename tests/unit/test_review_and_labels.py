@@ -8,8 +8,8 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from core.db import session_scope
-from core.models import Label, Prediction
+from pawdex.core.db import session_scope
+from pawdex.core.models import Label, Prediction
 from tests.conftest import make_key
 from tests.factories import jpeg_bytes
 
@@ -152,8 +152,8 @@ def test_review_queue_lists_unlabelled_low_confidence_photos_least_confident_fir
 def test_labels_export_as_csv_and_as_an_image_folder_for_training(
     eager_client, embedded_settings, indexed, tmp_path
 ):
-    from core.labels import export_image_folder
-    from core.storage import Storage
+    from pawdex.core.labels import export_image_folder
+    from pawdex.core.storage import Storage
 
     headers = archivist(eager_client, embedded_settings)
     dog = next(a for a in indexed if a["species"] == "dog")
@@ -220,8 +220,8 @@ def test_a_browser_session_cookie_authenticates_reads_and_guarded_changes(
 def test_job_progress_has_rate_and_cancel_retry_follow_the_job_state(
     eager_client, embedded_settings, indexed
 ):
-    from core.models import JobKind
-    from core.uploads import IncomingFile, submit
+    from pawdex.core.models import JobKind
+    from pawdex.core.uploads import IncomingFile, submit
 
     job = eager_client.get(f"/v1/jobs/{indexed[0]['job_id']}").json()
     assert job["photos_per_second"] > 0 and job["eta_seconds"] is None
@@ -249,9 +249,9 @@ def test_retry_classifies_again_the_photos_whose_classification_failed(
 ):
     """A stored photo that cannot be read makes the job partial; once it can be read again
     (a disk came back), retry classifies just that photo."""
-    import worker.classify
+    from pawdex.worker import classify
 
-    readable = worker.classify.model_input
+    readable = classify.model_input
 
     def flaky_disk(row, storage, size):
         if row.id == broken["id"]:
@@ -261,8 +261,8 @@ def test_retry_classifies_again_the_photos_whose_classification_failed(
     broken: dict = {"id": None}
     files = [("file", (f"q{i}.jpg", jpeg_bytes(seed=60 + i), "image/jpeg")) for i in range(3)]
     with monkeypatch.context() as patch:
-        patch.setattr(worker.classify, "model_input", flaky_disk)
-        from core.models import Image
+        patch.setattr(classify, "model_input", flaky_disk)
+        from pawdex.core.models import Image
 
         # The first photo's id is the next id: break exactly that one.
         with session_scope(embedded_settings) as session:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pawdex.study_default import main, stratified_folds
+from bench.study_default import main, stratified_folds
 
 pytestmark = pytest.mark.realphotos
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from core.db import session_scope
-from core.models import Image, Job, Prediction
+from pawdex.core.db import session_scope
+from pawdex.core.models import Image, Job, Prediction
 from tests.factories import jpeg_bytes, make_zip
 
 
@@ -16,8 +16,8 @@ def _job(session, job_id: str) -> Job:
 
 
 def test_redelivered_classify_and_ingest_change_nothing(eager_client, embedded_settings, tmp_path):
-    from worker.classify import classify_images
-    from worker.ingest import ingest_job
+    from pawdex.worker.classify import classify_images
+    from pawdex.worker.ingest import ingest_job
 
     archive = make_zip(tmp_path / "a.zip", {f"{i}.jpg": jpeg_bytes(seed=200 + i) for i in range(6)})
     with archive.open("rb") as fh:
@@ -44,21 +44,21 @@ def test_redelivered_classify_and_ingest_change_nothing(eager_client, embedded_s
 
 def test_ingest_resumes_from_the_committed_position(eager_client, embedded_settings, tmp_path):
     """A worker killed mid-ingest: the redelivered task skips what was committed."""
-    from core.models import JobStatus
-    from worker.ingest import ingest_job
+    from pawdex.core.models import JobStatus
+    from pawdex.worker.ingest import ingest_job
 
     archive = make_zip(
         tmp_path / "b.zip", {f"{i}.jpg": jpeg_bytes(seed=300 + i) for i in range(10)}
     )
-    from core.models import JobKind
-    from core.uploads import IncomingFile, submit
+    from pawdex.core.models import JobKind
+    from pawdex.core.uploads import IncomingFile, submit
 
     with archive.open("rb") as fh:
         job = submit(JobKind.archive, [IncomingFile("b.zip", fh)], embedded_settings, enqueue=False)
     # Simulate a first delivery that took the lease, committed 4 entries (one batch) and died.
-    from core.jobs import take_ingest_lease
-    from core.storage import Storage
-    from worker.ingest import _commit_batch, job_entries
+    from pawdex.core.jobs import take_ingest_lease
+    from pawdex.core.storage import Storage
+    from pawdex.worker.ingest import _commit_batch, job_entries
 
     with session_scope(embedded_settings) as s:
         row = take_ingest_lease(s, job.id, "first-delivery", timeout=300)
@@ -91,9 +91,9 @@ def _ingested_job(settings, photos: dict[str, bytes]) -> tuple[str, list[int]]:
     """Ingest without running classification (the filesystem broker just keeps the tasks)."""
     import io
 
-    from core.models import JobKind
-    from core.uploads import IncomingFile, submit
-    from worker.ingest import ingest_job
+    from pawdex.core.models import JobKind
+    from pawdex.core.uploads import IncomingFile, submit
+    from pawdex.worker.ingest import ingest_job
 
     files = [IncomingFile(name, io.BytesIO(data)) for name, data in photos.items()]
     job = submit(JobKind.images, files, settings, enqueue=False)
@@ -103,8 +103,8 @@ def _ingested_job(settings, photos: dict[str, bytes]) -> tuple[str, list[int]]:
 
 
 def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, classifier):
-    from core.storage import Storage
-    from worker.classify import classify_images
+    from pawdex.core.storage import Storage
+    from pawdex.worker.classify import classify_images
 
     job_id, ids = _ingested_job(
         embedded_settings, {"a.jpg": jpeg_bytes(seed=400), "b.jpg": jpeg_bytes(seed=401)}
@@ -124,7 +124,7 @@ def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, c
 
 
 def test_a_batch_that_cannot_be_classified_still_ends_its_job(embedded_settings):
-    from worker.classify import give_up
+    from pawdex.worker.classify import give_up
 
     job_id, ids = _ingested_job(
         embedded_settings, {"c.jpg": jpeg_bytes(seed=402), "d.jpg": jpeg_bytes(seed=403)}
@@ -144,9 +144,9 @@ def test_model_input_is_the_thumbnail_when_it_covers_the_model_resize(tmp_path):
 
     from PIL import Image as PILImage
 
-    from core.imaging import make_thumbnail
-    from core.storage import Storage
-    from worker.classify import model_input
+    from pawdex.core.imaging import make_thumbnail
+    from pawdex.core.storage import Storage
+    from pawdex.worker.classify import model_input
 
     storage = Storage(tmp_path)
     original = jpeg_bytes(width=1600, height=1200, seed=500)

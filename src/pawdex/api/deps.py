@@ -1,0 +1,98 @@
+"""Named dependencies: a route's signature tells what it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.security import (
+    APIKeyCookie,
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+)
+from sqlalchemy.orm import Session
+
+from pawdex.core.catalog import MAX_ROW_ID
+from pawdex.core.db import session_factory
+from pawdex.core.keys import find_active_key
+from pawdex.core.models import ApiKey, Role, utcnow
+from pawdex.core.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_session(settings: SettingsDep) -> Iterator[Session]:
+    with session_factory(settings)() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+# Database integers are 32-bit: a larger id is simply not found, never a database error.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id")]
+
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_bearer_key = HTTPBearer(auto_error=False, description="The same key as a Bearer token.")
+SESSION_COOKIE = "pawdex_key"
+UI_HEADER = "X-Requested-With"  # the web UI sends it with every cookie-authenticated change
+_cookie_key = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="The web UI's session (POST /v1/session)."
+)
+_TOUCH_EVERY = timedelta(minutes=1)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def current_key(
+    request: Request,
+    session: SessionDep,
+    header: Annotated[str | None, Security(_header_key)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_key)],
+    cookie: Annotated[str | None, Security(_cookie_key)],
+) -> ApiKey:
+    plain = header or (bearer.credentials if bearer else None)
+    if not plain and cookie:
+        # A cookie travels with requests that other sites make the browser send; a custom
+        # header cannot be set by them (not without a CORS preflight this API never grants).
+        if request.method not in _SAFE_METHODS and UI_HEADER not in request.headers:
+            raise HTTPException(403, f"a change signed in by cookie needs the {UI_HEADER} header")
+        plain = cookie
+    if not plain:
+        raise HTTPException(
+            401,
+            "an API key is required (header X-API-Key or Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = find_active_key(session, plain)
+    if key is None:
+        raise HTTPException(
+            401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
+        key.last_used_at = now  # at most one write a minute per key
+        session.commit()
+    return key
+
+
+def require(role: Role) -> Callable[..., ApiKey]:
+    def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+        if not key.role.allows(role):
+            raise HTTPException(
+                403, f"this needs the {role.value} role; the key is {key.role.value}"
+            )
+        return key
+
+    return check
+
+
+ViewerKey = Annotated[ApiKey, Depends(require(Role.viewer))]
+ArchivistKey = Annotated[ApiKey, Depends(require(Role.archivist))]
+AdminKey = Annotated[ApiKey, Depends(require(Role.admin))]

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, require
+from pawdex.api.schemas import Animal, AnimalPage, BreedCount, LabelIn, ReviewPage, errors
+from pawdex.breeds import BREED_NAMES
+from pawdex.core.catalog import (
+    AnimalFilters,
+    AnimalRecord,
+    AnimalSort,
+    breed_counts,
+    get_animal,
+    iter_animals,
+    list_animals,
+)
+from pawdex.core.labels import add_label, labels_csv
+from pawdex.core.models import LabelSource, Role
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["animals"],
+    dependencies=[Depends(require(Role.viewer))],
+    responses=errors(400, 401, 429),
+)
+
+CSV_COLUMNS = [
+    "id", "sha256", "filename", "path", "species", "breed", "label_source", "model_breed",
+    "confidence", "top_k", "model_version", "job_id", "width", "height", "indexed_at",
+]  # fmt: skip
+
+
+def model_version_param(
+    model_version: Annotated[
+        str | None, Query(description="A model version; absent or empty: the active model")
+    ] = None,
+) -> str | None:
+    return model_version or None  # an empty form field means "the active model"
+
+
+ModelVersionDep = Annotated[str | None, Depends(model_version_param)]
+
+
+def animal_filters(
+    model_version: ModelVersionDep,
+    breed: Annotated[
+        str | None, Query(description="Stanford Dogs name, e.g. golden_retriever")
+    ] = None,
+    species: Annotated[str | None, Query(pattern="^(dog|cat|other)$")] = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    job_id: str | None = None,
+    path_prefix: Annotated[
+        str | None, Query(description="Folder inside the upload, e.g. 2019/")
+    ] = None,
+    filename: Annotated[str | None, Query(description="Part of the file name")] = None,
+    label_source: Annotated[
+        LabelSource | None, Query(description="human: labelled by a person; model: not yet")
+    ] = None,
+) -> AnimalFilters:
+    return AnimalFilters(
+        breed=breed, species=species, min_confidence=min_confidence,
+        max_confidence=max_confidence, job_id=job_id, model_version=model_version,
+        path_prefix=path_prefix, filename=filename, label_source=label_source,
+    )  # fmt: skip
+
+
+FiltersDep = Annotated[AnimalFilters, Depends(animal_filters)]
+
+
+def _csv_rows(records: Iterable[AnimalRecord]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        a = Animal.of(record)
+        top = ";".join(f"{t.breed}:{t.confidence:.4f}" for t in a.top_k)
+        writer.writerow([
+            a.id, a.sha256, a.filename, a.path, a.species, a.breed or "", a.label_source.value,
+            a.model_breed or "", f"{a.confidence:.4f}", top, a.model_version, a.job_id or "",
+            a.width, a.height, a.indexed_at.isoformat(),
+        ])  # fmt: skip
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+@router.get(
+    "/animals",
+    response_model=AnimalPage,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV of all matches"}
+    },
+)
+def animals(
+    request: Request,
+    session: SessionDep,
+    filters: FiltersDep,
+    sort: AnimalSort = AnimalSort.confidence_desc,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+):
+    """Indexed animals of the active model (or `model_version`), filtered and sorted.
+
+    With `format=csv` or `Accept: text/csv`, every match is exported as CSV."""
+    wants_csv = format == "csv" or (
+        format is None and "text/csv" in request.headers.get("accept", "")
+    )
+    if wants_csv:
+        records = iter_animals(session, filters, sort)
+        # Read the first page now: a bad query is a 400, not a 200 whose stream breaks off.
+        first = list(itertools.islice(records, 1))
+        return StreamingResponse(
+            _csv_rows(itertools.chain(first, records)),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="animals.csv"'},
+        )
+    records, next_cursor = list_animals(session, filters, sort, limit, cursor)
+    return AnimalPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor)
+
+
+@router.get("/animals/{animal_id}", response_model=Animal, responses=errors(404))
+def animal(animal_id: RowId, session: SessionDep, model_version: ModelVersionDep) -> Animal:
+    record = get_animal(session, animal_id, model_version)
+    if record is None:
+        raise HTTPException(404, f"animal {animal_id} not found")
+    return Animal.of(record)
+
+
+@router.get("/breeds", response_model=list[BreedCount])
+def breeds(session: SessionDep, model_version: ModelVersionDep) -> list[BreedCount]:
+    """Breeds present in the index, most frequent first."""
+    return [BreedCount(breed=b, count=n) for b, n in breed_counts(session, model_version)]
+
+
+@router.get("/breeds/all", response_model=list[str], responses=errors(422))
+def all_breeds() -> list[str]:
+    """The 120 Stanford Dogs breed names a label may use, alphabetically."""
+    return sorted(BREED_NAMES, key=str.lower)
+
+
+@router.get("/review", response_model=ReviewPage)
+def review(
+    session: SessionDep,
+    settings: SettingsDep,
+    threshold: Annotated[float | None, Query(ge=0, le=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> ReviewPage:
+    """The review queue: photos whose model confidence is at most ``threshold`` (default
+    ``PAWDEX_REVIEW_THRESHOLD``) that no person has labelled yet, least confident first."""
+    cut = settings.review_threshold if threshold is None else threshold
+    filters = AnimalFilters(max_confidence=cut, label_source=LabelSource.model)
+    records, next_cursor = list_animals(session, filters, AnimalSort.confidence_asc, limit, cursor)
+    return ReviewPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor, threshold=cut)
+
+
+@router.post("/animals/{animal_id}/label", response_model=Animal, responses=errors(403, 404))
+def label(animal_id: RowId, body: LabelIn, session: SessionDep, key: ArchivistKey) -> Animal:
+    """Confirm or correct the breed, or say "not a dog" (species cat or other) — archivists.
+    Stored beside the model's prediction; the newest label is the one shown."""
+    if get_animal(session, animal_id) is None:
+        raise HTTPException(404, f"animal {animal_id} not found")
+    add_label(session, animal_id, body.species, body.breed, key)
+    session.commit()
+    record = get_animal(session, animal_id)
+    assert record is not None
+    return Animal.of(record)
+
+
+@router.get(
+    "/labels",
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "CSV of the current labels"},
+        **errors(422),
+    },
+)
+def labels(session: SessionDep) -> StreamingResponse:
+    """Every photo a person labelled, with the label and what the model said (CSV): a
+    training set (``pawdex labels export DIR`` writes it as an ImageFolder tree)."""
+    return StreamingResponse(
+        labels_csv(session),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="labels.csv"'},
+    )

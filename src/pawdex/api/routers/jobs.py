@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from pawdex.api.deps import AdminKey, SessionDep, SettingsDep, ViewerKey
+from pawdex.api.schemas import JobOut, JobPage, errors
+from pawdex.core.jobs import cancel_job, list_jobs, plan_retry
+from pawdex.core.models import Job, JobStatus
+from pawdex.core.queue import enqueue_classify_batches, enqueue_ingest
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429))
+
+
+def _job_out(session, job_id: str) -> JobOut:
+    job = session.scalar(select(Job).options(selectinload(Job.errors)).where(Job.id == job_id))
+    if job is None:
+        raise HTTPException(404, f"job {job_id} not found")
+    return JobOut.of(job)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=errors(404))
+def get_job(job_id: str, session: SessionDep, _key: ViewerKey) -> JobOut:
+    """Progress of a job, with one error per file that could not be indexed."""
+    return _job_out(session, job_id)
+
+
+@router.get("", response_model=JobPage, responses=errors(403))
+def get_jobs(
+    session: SessionDep,
+    _key: AdminKey,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> JobPage:
+    """All jobs, newest first (admin)."""
+    jobs, next_cursor = list_jobs(session, status, limit, cursor)
+    return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(403, 404, 409))
+def cancel(job_id: str, session: SessionDep, key: AdminKey) -> JobOut:
+    """Stop a queued or running job (admin). Its queued tasks end without work, its ingest
+    stops at the next batch; photos already indexed stay indexed."""
+    try:
+        cancel_job(session, job_id, by=key.name)
+    except LookupError:
+        raise HTTPException(404, f"job {job_id} not found") from None
+    session.commit()
+    return _job_out(session, job_id)
+
+
+@router.post(
+    "/{job_id}/retry", status_code=202, response_model=JobOut, responses=errors(403, 404, 409)
+)
+def retry(job_id: str, session: SessionDep, settings: SettingsDep, key: AdminKey) -> JobOut:
+    """Queue again what a partial, failed or cancelled job did not finish (admin): photos
+    whose classification failed or never ran, and the rest of an unfinished upload."""
+    try:
+        plan = plan_retry(session, job_id, by=key.name)
+    except LookupError:
+        raise HTTPException(404, f"job {job_id} not found") from None
+    session.commit()  # before the enqueue: the worker must find the job re-opened
+    if plan.ingest:
+        enqueue_ingest(job_id, settings)
+    enqueue_classify_batches(job_id, plan.image_ids, settings)
+    return _job_out(session, job_id)

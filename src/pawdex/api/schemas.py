@@ -1,0 +1,209 @@
+"""Request and response bodies of the v1 HTTP contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pawdex.core.catalog import AnimalRecord
+from pawdex.core.jobs import job_rate
+from pawdex.core.labels import InvalidLabel
+from pawdex.core.labels import validate as validate_label
+from pawdex.core.models import ApiKey, Job, JobKind, JobStatus, LabelSource, Role
+
+
+class ErrorOut(BaseModel):
+    """Every error but a request validation error (422) is ``{"detail": "..."}``."""
+
+    detail: str = Field(examples=["job 3f2b8c1e9a7d4e1f8b6c5d4e3f2a1b0c not found"])
+
+
+_ERRORS: dict[int, str] = {
+    400: "Bad input: an invalid cursor, an unknown model version, a NUL byte in the URL.",
+    401: "No API key, or an invalid or revoked one.",
+    403: "The key's role may not do this.",
+    404: "Not found.",
+    409: "The job is not in a state that allows this.",
+    422: "The request's parameters or body are not valid.",
+    413: "The upload is larger than `PAWDEX_MAX_UPLOAD_BYTES`.",
+    415: "An upload that is not a zip or tar archive (whatever its name says).",
+    429: "The key's rate limit is reached (`PAWDEX_RATE_LIMIT_PER_MINUTE`).",
+    503: "The job queue is unavailable: the job is recorded as failed; retry later.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error status codes (body ``ErrorOut``)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        documented[code] = {"model": ErrorOut, "description": _ERRORS[code]}
+        if code == 429:
+            documented[code]["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds until the key may send again.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
+    return documented
+
+
+class Readiness(BaseModel):
+    status: str = Field(examples=["ok"], description="ok, or unavailable (503)")
+    database: str = Field(examples=["ok"], description="ok, or the error's type")
+    broker: str = Field(examples=["ok"], description="ok, or the error's type")
+
+
+class JobAccepted(BaseModel):
+    job_id: str = Field(examples=["3f2b8c1e9a7d4e1f8b6c5d4e3f2a1b0c"])
+    status: JobStatus
+
+    @classmethod
+    def of(cls, job: Job) -> JobAccepted:
+        return cls(job_id=job.id, status=job.status)
+
+
+class FileError(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str = Field(description="Path of the file inside the upload.", examples=["2019/rex.jpg"])
+    error: str = Field(examples=["not an image: the bytes are plain text"])
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: JobKind
+    status: JobStatus
+    total: int = Field(description="Files seen so far (final once ingest has finished).")
+    done: int = Field(description="Photos classified.")
+    failed: int = Field(description="Files that could not be indexed (see errors).")
+    duplicates: int = Field(description="Photos already in the archive (same bytes).")
+    message: str | None = None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    errors: list[FileError]
+    photos_per_second: float | None = Field(
+        None, description="Photos handled per second since the job started."
+    )
+    eta_seconds: float | None = Field(
+        None, description="Seconds left at that pace (null until the upload's size is known)."
+    )
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        out = cls.model_validate(job)
+        rate, eta = job_rate(job)
+        out.photos_per_second = round(rate, 2) if rate is not None else None
+        out.eta_seconds = round(eta, 1) if eta is not None else None
+        return out
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class TopK(BaseModel):
+    breed: str
+    confidence: float
+
+
+class Animal(BaseModel):
+    id: int = Field(description="The photo's id.")
+    sha256: str
+    filename: str
+    path: str = Field(description="Sanitised path inside the upload (folders kept).")
+    species: str = Field(
+        examples=["dog"], description="dog, cat or other: a person's label if there is one"
+    )
+    breed: str | None = Field(
+        examples=["golden_retriever"],
+        description="null unless a dog: a person's label if there is one, else the model's",
+    )
+    label_source: LabelSource = Field(description="human when a person labelled the photo")
+    model_species: str = Field(description="What the model says, whatever a person said.")
+    model_breed: str | None
+    labeled_by: str | None = Field(None, description="Name of the key that labelled it.")
+    labeled_at: datetime | None = None
+    confidence: float = Field(description="The model's probability of its breed (of 120).")
+    species_confidence: float
+    top_k: list[TopK]
+    model_version: str
+    job_id: str | None
+    width: int
+    height: int
+    image_url: str
+    thumbnail_url: str
+    indexed_at: datetime
+
+    @classmethod
+    def of(cls, record: AnimalRecord) -> Animal:
+        img, pred = record.image, record.prediction
+        return cls(
+            id=img.id,
+            sha256=img.sha256,
+            filename=img.filename,
+            path=img.path,
+            species=record.species,
+            breed=record.breed,
+            label_source=record.label_source,
+            model_species=pred.species,
+            model_breed=pred.breed,
+            labeled_by=record.label.key_name if record.label else None,
+            labeled_at=record.label.created_at if record.label else None,
+            confidence=pred.confidence,
+            species_confidence=pred.species_confidence,
+            top_k=[TopK(**item) for item in pred.top_k],
+            model_version=record.model_version,
+            job_id=pred.job_id,
+            width=img.width,
+            height=img.height,
+            image_url=f"/v1/images/{img.id}/file",
+            thumbnail_url=f"/v1/images/{img.id}/thumbnail",
+            indexed_at=pred.created_at,
+        )
+
+
+class AnimalPage(BaseModel):
+    items: list[Animal]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class BreedCount(BaseModel):
+    breed: str
+    count: int
+
+
+class ReviewPage(AnimalPage):
+    threshold: float = Field(description="Photos below this model confidence are listed.")
+
+
+class LabelIn(BaseModel):
+    species: str = Field(examples=["dog"], description="dog, cat or other ('not a dog')")
+    breed: str | None = Field(
+        None, examples=["beagle"], description="A Stanford Dogs name when species is dog"
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> LabelIn:
+        try:
+            validate_label(self.species, self.breed)
+        except InvalidLabel as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class KeyOut(BaseModel):
+    name: str
+    role: Role
+    prefix: str
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(name=key.name, role=key.role, prefix=key.prefix)

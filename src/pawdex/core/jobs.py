@@ -1,0 +1,305 @@
+"""Job bookkeeping shared by the API and the workers: counters, completion, resumption."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from pawdex.core.errors import PawdexError
+from pawdex.core.models import (
+    FINISHED_STATUSES,
+    Job,
+    JobError,
+    JobImage,
+    JobStatus,
+    Prediction,
+    utcnow,
+)
+
+
+class InvalidCursor(PawdexError):
+    """A pagination cursor that this server did not produce."""
+
+
+def insert_ignoring_conflicts(session: Session, model: type, index_elements: list[str]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (SQLite or PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(model).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def upsert(
+    session: Session, model: type, index_elements: list[str], values: list[dict], where_not: dict
+) -> Any:
+    """``INSERT … ON CONFLICT DO UPDATE`` of every other column, skipped for existing rows
+    whose columns already equal ``where_not`` (so a redelivered batch updates nothing and
+    ``RETURNING`` reports only what changed)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(values)
+    columns = [c for c in values[0] if c not in index_elements]
+    table = model.__table__
+    condition = and_(
+        *(or_(table.c[name].is_(None), table.c[name] != value) for name, value in where_not.items())
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=index_elements,
+        set_={c: stmt.excluded[c] for c in columns} | {"created_at": utcnow()},
+        where=condition,
+    )
+
+
+def add_to_counters(session: Session, job_id: str, **deltas: int) -> None:
+    """Atomic ``counter = counter + n`` so concurrent tasks never lose an update."""
+    values = {name: getattr(Job, name) + n for name, n in deltas.items() if n}
+    if values:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def final_status(job: Job) -> JobStatus:
+    if job.failed == 0:
+        return JobStatus.succeeded
+    if job.done + job.duplicates == 0:
+        return JobStatus.failed
+    return JobStatus.partial
+
+
+def finish_if_complete(session: Session, job_id: str) -> JobStatus | None:
+    """Close the job once every entry is accounted for. Safe to call from any task, any time."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None or job.status in FINISHED_STATUSES or not job.ingest_done:
+        return None
+    if job.done + job.failed + job.duplicates < job.total:
+        return None
+    job.status = final_status(job)
+    job.finished_at = utcnow()
+    return job.status
+
+
+def fail_job(session: Session, job_id: str, message: str) -> None:
+    """End a job that cannot go on (its upload vanished, an unexpected error)."""
+    job = session.get(Job, job_id)
+    if job is not None and job.status not in FINISHED_STATUSES:
+        job.status = JobStatus.failed
+        job.message = message
+        job.finished_at = utcnow()
+
+
+class LeaseLost(Exception):
+    """Another delivery of ``ingest`` took the job over: this one was presumed dead."""
+
+
+def _stale(heartbeat: datetime | None, timeout: float) -> bool:
+    return heartbeat is None or heartbeat < utcnow() - timedelta(seconds=timeout)
+
+
+def take_ingest_lease(session: Session, job_id: str, token: str, timeout: float) -> Job | None:
+    """Make this delivery of ``ingest`` the one that works on the job, and count the attempt.
+
+    None when there is nothing to do: the job is unknown, finished or fully ingested, or
+    another delivery holds the lease and is alive (its heartbeat is fresh) — the broker
+    delivers a task again when it outlives the visibility timeout, and that copy must not
+    run beside the original."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None or job.status in FINISHED_STATUSES or job.ingest_done:
+        return None
+    if job.ingest_lease is not None and not _stale(job.heartbeat_at, timeout):
+        return None
+    job.ingest_lease = token
+    job.heartbeat_at = utcnow()
+    job.ingest_attempts += 1
+    return job
+
+
+def renew_ingest_lease(session: Session, job_id: str, token: str, *, progress: bool) -> Job:
+    """Heartbeat (with the job row locked, at the start of the transaction that records a
+    batch). Raises ``LeaseLost`` when another delivery took over. On progress the attempts
+    start again from this delivery alone."""
+    job = session.execute(select(Job).where(Job.id == job_id).with_for_update()).scalar_one()
+    if job.ingest_lease != token:
+        raise LeaseLost(job_id)
+    job.heartbeat_at = utcnow()
+    if progress:
+        job.ingest_attempts = 1
+    return job
+
+
+def release_ingest_lease(session: Session, job_id: str, token: str, *, attempt: bool) -> None:
+    """Give the lease back; ``attempt=False`` un-counts this delivery (it stopped on an error
+    it caught and will be retried: not a crash)."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is not None and job.ingest_lease == token:
+        job.ingest_lease = None
+        if not attempt:
+            job.ingest_attempts = max(0, job.ingest_attempts - 1)
+
+
+def stalled_ingests(session: Session, timeout: float) -> list[str]:
+    """Jobs to ingest that no live delivery works on: queued or running, not fully ingested,
+    and silent for ``timeout`` seconds (the worker vanished, or the queued message was lost
+    when the API stopped between its commit and its enqueue). Their lease is dropped and the
+    heartbeat renewed, so the caller re-queues each one once per ``timeout``."""
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    jobs = list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.status.in_([JobStatus.queued, JobStatus.running]),
+                Job.ingest_done.is_(False),
+                func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff,
+            )
+            .order_by(Job.created_at)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for job in jobs:
+        job.ingest_lease = None
+        job.heartbeat_at = utcnow()
+    return [job.id for job in jobs]
+
+
+def list_jobs(
+    session: Session, status: JobStatus | None, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(Job).options(selectinload(Job.errors))
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if cursor:
+        try:
+            created, job_id = json.loads(
+                base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            )
+            created = datetime.fromisoformat(created)
+            created = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(UTC)
+            if not isinstance(job_id, str) or "\x00" in job_id:
+                raise ValueError("job id")
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidCursor("invalid cursor") from exc
+        stmt = stmt.where(
+            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
+        )
+    jobs = list(
+        session.scalars(stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1))
+    )
+    next_cursor = None
+    if len(jobs) > limit:
+        last = jobs[limit - 1]
+        raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
+        next_cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return jobs[:limit], next_cursor
+
+
+class JobConflict(PawdexError):
+    """The job is not in a state where this is possible (cancel a finished job, retry a
+    job with nothing to retry)."""
+
+
+def unclassified_image_ids(session: Session, job_id: str) -> list[int]:
+    """The job's own new photos (not its duplicates) with neither a prediction from this
+    job nor a per-file error: what is still owed to ``classify``."""
+    return list(
+        session.scalars(
+            select(JobImage.image_id)
+            .where(JobImage.job_id == job_id, JobImage.duplicate.is_(False))
+            .where(
+                ~exists().where(
+                    Prediction.image_id == JobImage.image_id, Prediction.job_id == job_id
+                )
+            )
+            .where(
+                ~exists().where(JobError.job_id == job_id, JobError.image_id == JobImage.image_id)
+            )
+            .order_by(JobImage.image_id)
+        )
+    )
+
+
+def cancel_job(session: Session, job_id: str, by: str) -> Job:
+    """Stop a job: its queued classify tasks find it cancelled and do nothing, and its
+    ingest loses its lease at the next batch and stops. What was indexed stays."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None:
+        raise LookupError(job_id)
+    if job.status in FINISHED_STATUSES:
+        raise JobConflict(f"job {job_id} has already finished ({job.status.value})")
+    job.status = JobStatus.cancelled
+    job.message = f"cancelled by {by}"
+    job.finished_at = utcnow()
+    job.ingest_lease = None
+    return job
+
+
+@dataclass
+class RetryPlan:
+    job: Job
+    ingest: bool  # resume the upload's ingest (it also re-sends what is unclassified)
+    image_ids: list[int]  # photos to classify again
+
+
+def plan_retry(session: Session, job_id: str, by: str) -> RetryPlan:
+    """Re-open a finished job for what it did not finish: photos whose classification failed
+    (their errors are removed and their attempts reset), photos never classified (the job was
+    cancelled or failed), and an ingest that did not reach the end of the upload. Files that
+    could not be read stay failed: their bytes would fail again."""
+    job = session.execute(
+        select(Job).where(Job.id == job_id).with_for_update()
+    ).scalar_one_or_none()
+    if job is None:
+        raise LookupError(job_id)
+    if job.status not in (JobStatus.partial, JobStatus.failed, JobStatus.cancelled):
+        raise JobConflict(f"job {job_id} is {job.status.value}: only a partial, failed or "
+                          "cancelled job can be retried")  # fmt: skip
+    retried = list(
+        session.scalars(
+            select(JobError).where(JobError.job_id == job_id, JobError.image_id.is_not(None))
+        )
+    )
+    resume_ingest = not job.ingest_done
+    if not retried and not resume_ingest and not unclassified_image_ids(session, job_id):
+        raise JobConflict(f"job {job_id} has nothing to retry: its failed files cannot be read")
+    for error in retried:
+        session.delete(error)
+    session.execute(update(JobImage).where(JobImage.job_id == job_id).values(attempts=0))
+    job.failed -= len(retried)
+    job.status = JobStatus.running if job.started_at else JobStatus.queued
+    job.finished_at = None
+    job.message = f"retried by {by}"
+    if resume_ingest:
+        job.ingest_lease = None
+        job.ingest_attempts = 0
+        job.heartbeat_at = utcnow()
+    session.flush()
+    ids = [] if resume_ingest else unclassified_image_ids(session, job_id)
+    return RetryPlan(job, resume_ingest, ids)
+
+
+def job_rate(job: Job, now: datetime | None = None) -> tuple[float | None, float | None]:
+    """Photos per second since the job started, and the seconds left at that pace."""
+    if job.started_at is None:
+        return None, None
+    end = job.finished_at or now or utcnow()
+    elapsed = (end - job.started_at).total_seconds()
+    handled = job.done + job.failed + job.duplicates
+    if elapsed <= 0 or handled == 0:
+        return None, None
+    rate = handled / elapsed
+    if job.status in FINISHED_STATUSES:
+        return rate, None
+    left = max(job.total - handled, 0)
+    return rate, (left / rate if job.ingest_done else None)

@@ -1,0 +1,131 @@
+"""People's verdicts on photos: confirm, correct or "not a dog", stored beside predictions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from pawdex.breeds import BREED_NAMES
+from pawdex.core.catalog import active_model_version
+from pawdex.core.errors import PawdexError
+from pawdex.core.models import ApiKey, Image, Label, Prediction
+from pawdex.core.storage import Storage
+
+SPECIES = ("dog", "cat", "other")
+_BREEDS = frozenset(BREED_NAMES)
+
+
+class InvalidLabel(PawdexError):
+    """A label that names no known species or breed, or a photo that does not exist."""
+
+
+def validate(species: str, breed: str | None) -> None:
+    if species not in SPECIES:
+        raise InvalidLabel(f"unknown species {species!r}; one of: {', '.join(SPECIES)}")
+    if species == "dog" and breed not in _BREEDS:
+        raise InvalidLabel(f"unknown breed {breed!r}: a Stanford Dogs name (GET /v1/breeds/all)")
+    if species != "dog" and breed is not None:
+        raise InvalidLabel(f"a {species} has no breed")
+
+
+def add_label(
+    session: Session, image_id: int, species: str, breed: str | None, key: ApiKey
+) -> Label:
+    """Record a verdict; it becomes the photo's current label, the older ones stay."""
+    validate(species, breed)
+    if session.get(Image, image_id) is None:
+        raise InvalidLabel(f"photo {image_id} not found")
+    version = active_model_version(session)
+    model_breed = None
+    if version is not None:
+        model_breed = session.scalar(
+            select(Prediction.breed).where(
+                Prediction.image_id == image_id, Prediction.model_version_id == version.id
+            )
+        )
+    session.execute(
+        update(Label)
+        .where(Label.image_id == image_id, Label.current.is_(True))
+        .values(current=False)
+    )
+    label = Label(
+        image_id=image_id, species=species, breed=breed, key_id=key.id, key_name=key.name,
+        model_version_id=version.id if version else None, model_breed=model_breed, current=True,
+    )  # fmt: skip
+    session.add(label)
+    session.flush()
+    return label
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    image_id: int
+    sha256: str
+    path: str
+    stored_path: str
+    species: str
+    breed: str | None
+    model_breed: str | None
+    labelled_by: str
+    labelled_at: str
+
+
+def iter_current_labels(session: Session) -> Iterator[LabelledPhoto]:
+    stmt = (
+        select(Label, Image)
+        .join(Image, Image.id == Label.image_id)
+        .where(Label.current.is_(True))
+        .order_by(Label.image_id)
+        .execution_options(yield_per=1000)
+    )
+    for label, image in session.execute(stmt):
+        yield LabelledPhoto(
+            image.id, image.sha256, image.path, image.stored_path, label.species, label.breed,
+            label.model_breed, label.key_name, label.created_at.isoformat(),
+        )  # fmt: skip
+
+
+CSV_COLUMNS = [
+    "image_id", "sha256", "path", "species", "breed", "model_breed", "labelled_by",
+    "labelled_at",
+]  # fmt: skip
+
+
+def labels_csv(session: Session) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for row in iter_current_labels(session):
+        writer.writerow([
+            row.image_id, row.sha256, row.path, row.species, row.breed or "", row.model_breed or "",
+            row.labelled_by, row.labelled_at,
+        ])  # fmt: skip
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def export_image_folder(session: Session, storage: Storage, out: Path) -> dict[str, int]:
+    """The human-labelled dogs as an ImageFolder tree (``out/<breed>/<sha256>.<ext>``) that
+    ``pawdex train`` reads, plus ``labels.csv``; non-dogs go to ``out/_not_a_dog/``.
+    Returns photos per folder."""
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    with (out / "labels.csv").open("w", newline="") as fh:
+        fh.writelines(labels_csv(session))
+    for row in iter_current_labels(session):
+        folder = row.breed if row.species == "dog" else "_not_a_dog"
+        source = storage.path(row.stored_path)
+        target = out / folder / f"{row.sha256}{source.suffix}"
+        target.parent.mkdir(exist_ok=True)
+        if not target.exists():
+            shutil.copyfile(source, target)
+        counts[folder] = counts.get(folder, 0) + 1
+    return counts

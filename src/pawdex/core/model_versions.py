@@ -1,0 +1,107 @@
+"""Which model the workers serve: the active ``ModelVersion`` (built-in by name, or a trained
+model's directory), else ``PAWDEX_MODEL``; activation, and re-indexing with it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from pawdex.core.jobs import JobConflict
+from pawdex.core.models import Image, Job, JobKind, JobStatus, ModelVersion, Prediction, utcnow
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker loads: a built-in classifier's name, or a trained model's directory."""
+
+    name: str
+    path: str | None = None
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> ModelSpec:
+        return cls(row.name, (row.details or {}).get("path"))
+
+
+def active_version(session: Session) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(ModelVersion.active.is_(True)).order_by(ModelVersion.id.desc())
+    )
+
+
+def active_spec(session: Session, default: str) -> ModelSpec:
+    row = active_version(session)
+    return ModelSpec.of(row) if row is not None else ModelSpec(default)
+
+
+def register_version(
+    session: Session, version: str, name: str, details: dict, *, activate: bool = False
+) -> ModelVersion:
+    """The row of ``version`` (created if new); with ``activate`` it becomes the only active
+    one, so every worker serves it from its next batch."""
+    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    if row is None:
+        row = ModelVersion(version=version, name=name, details=details, active=False)
+        session.add(row)
+        session.flush()
+    else:
+        row.details = {**(row.details or {}), **details}
+    if activate:
+        session.execute(update(ModelVersion).where(ModelVersion.id != row.id).values(active=False))
+        row.active = True
+    return row
+
+
+def find_version(session: Session, ref: str) -> ModelVersion | None:
+    """A version by its full string, its name (newest), or a trained model's directory."""
+    by_version = session.scalar(select(ModelVersion).where(ModelVersion.version == ref))
+    if by_version is not None:
+        return by_version
+    rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())).all()
+    resolved = str(Path(ref).resolve())
+    for row in rows:
+        if row.name == ref or (row.details or {}).get("path") == resolved:
+            return row
+    return None
+
+
+@dataclass
+class Reindex:
+    job: Job
+    image_ids: list[int]
+
+
+def create_reindex_job(session: Session, *, everything: bool = False) -> Reindex:
+    """A job that classifies stored photos with the active model: those it has not
+    classified yet, or with ``everything`` all of them again (their predictions from this
+    model are replaced, other models' predictions stay)."""
+    version = active_version(session)
+    if version is None:
+        raise JobConflict("no active model yet: activate one (pawdex models activate NAME)")
+    stmt = select(Image.id).order_by(Image.id)
+    if not everything:
+        stmt = stmt.where(
+            ~exists().where(
+                Prediction.image_id == Image.id, Prediction.model_version_id == version.id
+            )
+        )
+    ids = list(session.scalars(stmt))
+    now = utcnow()
+    job = Job(
+        kind=JobKind.reindex,
+        status=JobStatus.running if ids else JobStatus.succeeded,
+        source=[{"model_version": version.version, "all": everything}],
+        total=len(ids), ingest_done=True, ingest_position=len(ids),
+        started_at=now, finished_at=None if ids else now,
+        message=f"re-index with {version.version}" + (" (all photos)" if everything else ""),
+    )  # fmt: skip
+    session.add(job)
+    session.flush()
+    return Reindex(job, ids)
+
+
+def replaces_predictions(job: Job) -> bool:
+    """A reindex of every photo overwrites the active model's earlier predictions."""
+    return job.kind == JobKind.reindex and any(item.get("all") for item in job.source or [])

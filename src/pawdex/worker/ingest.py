@@ -1,0 +1,297 @@
+"""Ingest: walk an upload entry by entry, store every readable photo, queue classification.
+
+Progress is committed every ``batch_size`` entries together with the position reached, so a
+redelivered task (worker killed, broker redelivery) resumes where the last commit left off.
+One delivery at a time works on a job: it holds the job's lease and renews its heartbeat with
+every batch (``core.jobs``); the workers' sweeper resumes a job whose heartbeat went stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import posixpath
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy import select
+
+from pawdex.core.archive import ArchiveEntry, ArchiveLimits, iter_archive, iter_single_files
+from pawdex.core.db import session_scope
+from pawdex.core.errors import PawdexError, UnsupportedImage
+from pawdex.core.imaging import make_thumbnail, open_image, sha256_bytes
+from pawdex.core.jobs import (
+    LeaseLost,
+    add_to_counters,
+    fail_job,
+    finish_if_complete,
+    insert_ignoring_conflicts,
+    release_ingest_lease,
+    renew_ingest_lease,
+    take_ingest_lease,
+    unclassified_image_ids,
+)
+from pawdex.core.models import (
+    Image,
+    Job,
+    JobError,
+    JobImage,
+    JobKind,
+    JobStatus,
+    utcnow,
+)
+from pawdex.core.queue import enqueue_classify_batches
+from pawdex.core.settings import Settings, get_settings
+from pawdex.core.storage import Storage
+
+log = logging.getLogger("pawdex.ingest")
+
+
+def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
+    limits = ArchiveLimits.from_settings(settings)
+    sources = [(item["name"], settings.spool_dir / item["spool"]) for item in job.source]
+    if job.kind == JobKind.archive:
+        for name, path in sources:
+            try:
+                yield from iter_archive(path, limits)
+            except PawdexError as exc:
+                yield ArchiveEntry(index=0, name=name, data=None, error=str(exc))
+    else:
+        yield from iter_single_files(sources, limits)
+
+
+def ingest_job(job_id: str, settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    token = uuid.uuid4().hex
+    with session_scope(settings) as session:
+        job = take_ingest_lease(session, job_id, token, settings.ingest_heartbeat_timeout)
+        if job is None:
+            log.info("event=ingest_skipped job_id=%s reason=unknown_finished_or_leased", job_id)
+            return
+        attempts, position = job.ingest_attempts, job.ingest_position
+        if attempts > settings.max_attempts + 1:
+            # Even skipping the entry at the position did not help: the archive itself
+            # (or this host) kills the worker. End clearly rather than loop.
+            fail_job(
+                session,
+                job_id,
+                f"ingest stopped: its worker was lost {attempts - 1} times in a row at entry "
+                f"{position} of the upload (killed, out of memory?)",
+            )
+            job.ingest_lease = None
+            log.error("event=ingest_given_up job_id=%s attempts=%s", job_id, attempts - 1)
+            return
+        resuming = job.started_at is not None
+        job.status = JobStatus.running
+        job.started_at = job.started_at or utcnow()
+        session.flush()
+        session.expunge(job)
+    log.info(
+        "event=ingest_start job_id=%s resume=%s position=%s attempt=%s",
+        job_id, resuming, position, attempts,
+    )  # fmt: skip
+    try:
+        _ingest_from(job, token, attempts, settings, resuming=resuming)
+    except LeaseLost:
+        log.warning("event=ingest_lease_lost job_id=%s (another delivery took over)", job_id)
+    except Exception:
+        # Not a crash: this delivery does not count as an attempt, and the retry (or the
+        # sweeper) may take the job at once.
+        with contextlib.suppress(Exception), session_scope(settings) as session:
+            release_ingest_lease(session, job_id, token, attempt=False)
+        raise
+
+
+def _ingest_from(job: Job, token: str, attempts: int, settings: Settings, resuming: bool) -> None:
+    """Walk the upload from the committed position, under the lease ``token``.
+
+    ``attempts`` counts the deliveries since the last one that committed progress, this one
+    included. After a death (``attempts`` > 1) the next ``batch_size`` entries are committed
+    one at a time, so that the entry which kills the worker ends up at the position; when it
+    killed ``max_attempts`` deliveries that read it alone, it is skipped as a file error."""
+    job_id = job.id
+    if resuming:
+        _requeue_unclassified(job_id, settings)
+    storage = Storage(settings.storage_dir)
+    start = position = job.ingest_position
+    careful_until = start + settings.batch_size if attempts > 1 else start
+    poison_at = start if attempts > settings.max_attempts else None
+    beat_every = settings.ingest_heartbeat_timeout / 10
+    last_beat = time.monotonic()
+    batch: list[ArchiveEntry] = []
+    for ordinal, entry in enumerate(job_entries(job, settings)):
+        if ordinal < position:  # committed by an earlier delivery of this task
+            if time.monotonic() - last_beat > beat_every:  # a long skip is not a death
+                with session_scope(settings) as session:
+                    renew_ingest_lease(session, job_id, token, progress=False)
+                last_beat = time.monotonic()
+            continue
+        if ordinal == poison_at:
+            log.error("event=poison_entry job_id=%s position=%s", job_id, ordinal)
+            entry = dataclasses.replace(
+                entry,
+                data=None,
+                error=f"this file stopped the worker {settings.max_attempts} times while it "
+                "was read; skipped",
+            )
+        batch.append(entry)
+        if len(batch) >= (1 if ordinal < careful_until else settings.batch_size):
+            position = _commit_batch(job_id, batch, position, storage, settings, token)
+            last_beat = time.monotonic()
+            batch = []
+    position = _commit_batch(job_id, batch, position, storage, settings, token)
+
+    with session_scope(settings) as session:
+        job_row = renew_ingest_lease(session, job_id, token, progress=False)
+        if job_row.status == JobStatus.running:
+            job_row.ingest_done = True
+        job_row.ingest_lease = None
+    with session_scope(settings) as session:
+        finish_if_complete(session, job_id)
+    _discard_spool(job, settings)
+    log.info("event=ingest_done job_id=%s entries=%s", job_id, position)
+
+
+@dataclass
+class _Prepared:
+    entry: ArchiveEntry
+    sha256: str | None = None
+    row: dict | None = None  # a new photo, stored, ready to insert
+    error: str | None = None
+
+
+@lru_cache
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ingest")
+
+
+def _hash(entry: ArchiveEntry) -> _Prepared:
+    if entry.error is not None or entry.data is None:
+        return _Prepared(entry, error=entry.error or "empty entry")
+    if not entry.data:
+        return _Prepared(entry, error="empty file (0 bytes)")
+    return _Prepared(entry, sha256=sha256_bytes(entry.data))
+
+
+def _decode_and_store(item: _Prepared, job_id: str, storage: Storage, settings: Settings) -> None:
+    """Validate by decoding, store the bytes and a thumbnail (one decode for both)."""
+    data, sha = item.entry.data, item.sha256
+    try:
+        img, info = open_image(data, settings.max_image_pixels, min_side=settings.thumbnail_size)
+        thumbnail = make_thumbnail(img, settings.thumbnail_size)
+    except UnsupportedImage as exc:
+        item.error = str(exc)
+        return
+    key = storage.image_key(sha, info.format)
+    storage.put(key, data)
+    thumb_key = storage.thumbnail_key(sha)
+    storage.put(thumb_key, thumbnail)
+    item.row = dict(
+        sha256=sha,
+        filename=posixpath.basename(item.entry.name),
+        path=item.entry.name,
+        format=info.format,
+        size_bytes=len(data),
+        width=info.width,
+        height=info.height,
+        stored_path=key,
+        thumbnail_path=thumb_key,
+        job_id=job_id,
+        created_at=utcnow(),
+    )
+
+
+def _commit_batch(
+    job_id: str,
+    batch: list[ArchiveEntry],
+    position: int,
+    storage: Storage,
+    settings: Settings,
+    token: str,
+) -> int:
+    """Hash, dedupe, decode and store a batch, then record it in one short transaction.
+
+    Decoding happens outside the transaction (and in threads) so that the write lock, which
+    SQLite holds for the whole transaction, is held only for the inserts. The transaction
+    starts by locking the job row and checking the lease ``token``: a delivery presumed dead
+    that wakes up again records nothing."""
+    if not batch:
+        return position
+    items = [_hash(entry) for entry in batch]
+    shas = {item.sha256 for item in items if item.sha256}
+    with session_scope(settings) as session:
+        known = dict(
+            session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas))).all()
+        )
+        in_job = set(
+            session.scalars(
+                select(JobImage.image_id).where(
+                    JobImage.job_id == job_id, JobImage.image_id.in_(known.values())
+                )
+            )
+        )
+    first_seen: dict[str, _Prepared] = {}
+    for item in items:
+        if item.sha256 and item.sha256 not in known:
+            first_seen.setdefault(item.sha256, item)
+    pool = _pool(settings.decode_threads)
+    list(pool.map(lambda it: _decode_and_store(it, job_id, storage, settings), first_seen.values()))
+
+    new_ids: list[int] = []
+    failed = duplicates = 0
+    with session_scope(settings) as session:
+        job = renew_ingest_lease(session, job_id, token, progress=True)
+        for item in items:
+            source = first_seen.get(item.sha256) if item.sha256 else None
+            error = item.error or (source.error if source is not None else None)
+            if error is not None:
+                session.add(JobError(job_id=job_id, name=item.entry.name, error=error))
+                failed += 1
+                continue
+            image_id, is_new = known.get(item.sha256), False
+            if image_id is None:  # first sight of this photo anywhere
+                stmt = insert_ignoring_conflicts(session, Image, ["sha256"]).values(**item.row)
+                image_id = session.scalar(stmt.returning(Image.id))
+                is_new = image_id is not None
+                if not is_new:  # another job stored the same photo a moment ago
+                    image_id = session.scalar(select(Image.id).where(Image.sha256 == item.sha256))
+                known[item.sha256] = image_id
+            if image_id in in_job:
+                duplicates += 1  # already part of this job (the same photo twice)
+                continue
+            in_job.add(image_id)
+            name = item.entry.name
+            session.add(JobImage(job_id=job_id, image_id=image_id, name=name, duplicate=not is_new))
+            if is_new:
+                new_ids.append(image_id)
+            else:
+                duplicates += 1
+        position += len(batch)
+        add_to_counters(session, job_id, total=len(batch), failed=failed, duplicates=duplicates)
+        job.ingest_position = position
+    # Commit before enqueue: the worker must find the rows it is sent.
+    enqueue_classify_batches(job_id, new_ids, settings)
+    return position
+
+
+def _requeue_unclassified(job_id: str, settings: Settings) -> None:
+    """After a crash between a commit and its enqueue, send the job's orphans again."""
+    with session_scope(settings) as session:
+        ids = unclassified_image_ids(session, job_id)
+    enqueue_classify_batches(job_id, ids, settings)
+
+
+def _discard_spool(job: Job, settings: Settings) -> None:
+    for item in job.source:
+        path = (settings.spool_dir / item["spool"]).resolve()
+        if path.is_relative_to(settings.spool_dir.resolve()):
+            parent = path.parent
+            path.unlink(missing_ok=True)
+            if parent != settings.spool_dir.resolve() and not any(parent.iterdir()):
+                shutil.rmtree(parent, ignore_errors=True)

@@ -1,6 +1,0 @@
-"""The worker's Celery app: the shared configuration plus this package's tasks."""
-
-import worker.tasks  # noqa: F401  (shared tasks: registered on the app below)
-from core.queue import get_celery
-
-app = get_celery()
