@@ -218,37 +218,9 @@ def worker(
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker (one model per process), and its sweeper of lost ingests."""
-    from celery.signals import worker_process_init, worker_ready
-    from celery.utils.nodenames import host_format
-
-    from pawdex.core.db import get_engine
     from pawdex.worker.celery_app import app as celery_app
-    from pawdex.worker.presence import start_presence
-    from pawdex.worker.sweeper import start_sweeper
 
-    settings = get_settings()
     pool = "solo" if concurrency == 1 else "prefork"
-    queue_list = [q for q in queues.split(",") if q]
-    node = host_format(name)
-    if pool == "prefork":
-        # A forked child must not share the parent's (the sweeper's) database connections.
-        worker_process_init.connect(
-            lambda **_: get_engine(settings).dispose(close=False), weak=False
-        )
-    if "inference" in queue_list:
-        from pawdex.worker.model_cache import preload
-
-        if pool == "solo":
-            preload(settings)
-        else:  # load in each forked child, never before the fork (torch threads)
-            worker_process_init.connect(lambda **_: preload(settings), weak=False)
-    if pool == "solo":
-        worker_ready.connect(lambda **_: start_presence(settings, node, queue_list), weak=False)
-    else:  # the children run the tasks: each reports for itself
-        worker_process_init.connect(
-            lambda **_: start_presence(settings, f"{node}/{os.getpid()}", queue_list), weak=False
-        )
-    worker_ready.connect(lambda **_: start_sweeper(settings), weak=False)
     celery_app.worker_main(
         ["worker", "--pool", pool, "--concurrency", str(concurrency), "--queues", queues,
          "--hostname", name, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]

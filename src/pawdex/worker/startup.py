@@ -1,0 +1,63 @@
+"""What every pawdex worker does when it starts, whoever launches it: ``pawdex worker``,
+``celery -A pawdex.worker.celery_app worker`` (docker-compose's health checks and Flower
+use that app), or a supervisor of the site's own.
+
+- the served model is loaded before the first task (so the first batch does not wait);
+- each process that runs tasks reports its presence (the admin dashboard's workers);
+- the sweeper re-queues lost ingests;
+- a forked child never shares the parent's database connections.
+
+Connected to Celery's signals when :mod:`pawdex.worker.celery_app` is imported.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery.concurrency import get_implementation
+from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import worker_init, worker_process_init, worker_ready
+
+from pawdex.core.db import get_engine
+from pawdex.core.queue import INFERENCE_QUEUE
+from pawdex.core.settings import get_settings
+from pawdex.worker.presence import start_presence
+from pawdex.worker.sweeper import start_sweeper
+
+
+def _forks(worker) -> bool:
+    pool = get_implementation(worker.pool_cls)
+    return isinstance(pool, type) and issubclass(pool, PreforkPool)
+
+
+def _preload(settings) -> None:
+    from pawdex.worker.model_cache import preload  # torch: only workers that classify
+
+    preload(settings)
+
+
+def on_worker_init(sender, **_) -> None:
+    """``sender`` is the WorkController, its queues selected (``-Q``), its pool not yet
+    started."""
+    settings = get_settings()
+    queues = sorted(sender.app.amqp.queues.consume_from)
+    node = sender.hostname
+    classifies = INFERENCE_QUEUE in queues
+    if _forks(sender):
+        # The children run the tasks: each loads the model after the fork (torch threads do
+        # not survive one) and reports for itself.
+        def child_init(**_) -> None:
+            get_engine(settings).dispose(close=False)
+            if classifies:
+                _preload(settings)
+            start_presence(settings, f"{node}/{os.getpid()}", queues)
+
+        worker_process_init.connect(child_init, weak=False)
+    else:
+        if classifies:
+            _preload(settings)
+        worker_ready.connect(lambda **_: start_presence(settings, node, queues), weak=False)
+    worker_ready.connect(lambda **_: start_sweeper(settings), weak=False)
+
+
+worker_init.connect(on_worker_init, weak=False, dispatch_uid="pawdex.worker.startup")
