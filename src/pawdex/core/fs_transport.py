@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
+
+from pawdex.fileio import atomic_write
 
 ALIAS = "pawdexfs"
 
@@ -23,11 +26,8 @@ class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         final = os.path.join(self.data_folder_out, name)
-        partial = final + ".part"
         try:
-            with open(partial, "wb") as fh:
-                fh.write(str_to_bytes(dumps(payload)))
-            os.replace(partial, final)
+            atomic_write(Path(final), str_to_bytes(dumps(payload)))
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 

@@ -16,16 +16,13 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pawdex.core.errors import UnsupportedImage
+from pawdex.formats import ALLOWED_FORMATS, media_type
 
 pillow_heif.register_heif_opener()  # adds the "HEIF" format (HEIC and HEIF files)
 
-#: Pillow format names accepted (HEIC files report "HEIF"; MPO is a multi-picture JPEG).
-ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "MPO")
 
 # Pillow opens MPO through the JPEG opener (it has no opener of its own to name).
 _OPENERS = tuple(fmt for fmt in ALLOWED_FORMATS if fmt != "MPO")
-# Browsers do not know image/mpo; its first picture is a plain JPEG.
-_MIME_OVERRIDES = {"MPO": "image/jpeg", "HEIF": "image/heif"}
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _JPEG_FAMILY = frozenset({"JPEG", "MPO"})
@@ -107,8 +104,7 @@ def _open_checked(data: bytes, max_pixels: int, min_side: int) -> tuple[Image.Im
         image = _to_rgb(_upright(source))
     if (image.width > image.height) != (width > height):  # EXIF turned it a quarter
         width, height = height, width
-    mime = _MIME_OVERRIDES.get(fmt) or Image.MIME.get(fmt, "application/octet-stream")
-    return image, ImageInfo(format=fmt, width=width, height=height, mime=mime)
+    return image, ImageInfo(format=fmt, width=width, height=height, mime=media_type(fmt))
 
 
 def _draft_request(size: tuple[int, int], min_side: int) -> tuple[int, int]:

@@ -12,11 +12,11 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pawdex.breeds import BREED_NAMES
 from pawdex.core.catalog import active_model_version
 from pawdex.core.errors import PawdexError
 from pawdex.core.models import ApiKey, Image, Label, Prediction
 from pawdex.core.storage import Storage
+from pawdex.taxonomy import BREED_NAMES
 
 SPECIES = ("dog", "cat", "other")
 _BREEDS = frozenset(BREED_NAMES)

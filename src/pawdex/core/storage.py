@@ -5,14 +5,10 @@ Paths are derived from the hash only, so nothing a user sends can choose where a
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-EXTENSIONS = {
-    "JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif",
-    "BMP": "bmp", "TIFF": "tif", "HEIF": "heic",
-}  # fmt: skip
+from pawdex.fileio import atomic_write
+from pawdex.formats import storage_extension
 
 
 class Storage:
@@ -20,7 +16,7 @@ class Storage:
         self.root = root.resolve()
 
     def image_key(self, sha256: str, image_format: str) -> str:
-        ext = EXTENSIONS.get(image_format.upper(), "bin")
+        ext = storage_extension(image_format)
         return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
 
     @staticmethod
@@ -38,13 +34,4 @@ class Storage:
         target = self.path(key)
         if target.exists():
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return target
+        return atomic_write(target, data, mode=0o644)

@@ -1,7 +1,7 @@
 """Pure PyTorch models for pawdex: backbones, presets, breed classifiers.
 
 Everything here is torch's world: the API never imports this package (the breed list it needs
-is ``pawdex.breeds``), and nothing here imports the database or the service.
+is ``pawdex.taxonomy``), and nothing here imports the database or the service.
 """
 
 from pawdex.ml.classifier import BreedClassifier, ImagenetDogsClassifier, Prediction

@@ -1,4 +1,4 @@
-"""The Stanford Dogs breeds (``pawdex.breeds``) and their place among the ImageNet-1k classes.
+"""The Stanford Dogs breeds (``pawdex.taxonomy``) and their place among the ImageNet-1k classes.
 
 The ImageNet look-ups import timm's label table on first use.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pawdex.breeds import BREED_NAMES, BREED_WNIDS, STANFORD_DOGS, breed_wnid
+from pawdex.taxonomy import BREED_NAMES, BREED_WNIDS, STANFORD_DOGS, breed_wnid
 
 __all__ = [
     "BREED_NAMES",

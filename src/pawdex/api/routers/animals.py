@@ -11,7 +11,6 @@ from fastapi.responses import StreamingResponse
 
 from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, require
 from pawdex.api.schemas import Animal, AnimalPage, BreedCount, LabelIn, ReviewPage, errors
-from pawdex.breeds import BREED_NAMES
 from pawdex.core.catalog import (
     AnimalFilters,
     AnimalRecord,
@@ -23,6 +22,7 @@ from pawdex.core.catalog import (
 )
 from pawdex.core.labels import add_label, labels_csv
 from pawdex.core.models import LabelSource, Role
+from pawdex.taxonomy import BREED_NAMES
 
 router = APIRouter(
     prefix="/v1",

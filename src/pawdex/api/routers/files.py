@@ -7,6 +7,7 @@ from pawdex.api.deps import RowId, SessionDep, SettingsDep, require
 from pawdex.api.schemas import errors
 from pawdex.core.models import Image, Role
 from pawdex.core.storage import Storage
+from pawdex.formats import MEDIA_TYPES, media_type
 
 router = APIRouter(
     prefix="/v1/images",
@@ -15,10 +16,6 @@ router = APIRouter(
     responses=errors(400, 401, 404, 429),
 )
 
-MEDIA_TYPES = {
-    "JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
-    "GIF": "image/gif", "BMP": "image/bmp", "TIFF": "image/tiff", "HEIF": "image/heif",
-}  # fmt: skip
 IMMUTABLE = {
     "Cache-Control": "public, max-age=31536000, immutable",
     # A stored file is whatever the uploader sent: never let a browser sniff it into HTML.
@@ -27,9 +24,7 @@ IMMUTABLE = {
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _PHOTO = {
     "description": "The photo's bytes, in the format it was uploaded in.",
-    "content": {
-        t: _BINARY for t in [*dict.fromkeys(MEDIA_TYPES.values()), "application/octet-stream"]
-    },
+    "content": {t: _BINARY for t in [*MEDIA_TYPES, "application/octet-stream"]},
 }
 _THUMBNAIL = {"description": "A JPEG thumbnail.", "content": {"image/jpeg": _BINARY}}
 
@@ -47,7 +42,7 @@ def image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> F
     image = _image(session, image_id)
     return FileResponse(
         Storage(settings.storage_dir).path(image.stored_path),
-        media_type=MEDIA_TYPES.get(image.format, "application/octet-stream"),
+        media_type=media_type(image.format),
         headers=IMMUTABLE,
     )
 

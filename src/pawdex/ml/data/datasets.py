@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pillow_heif
 import torch.utils.data
 from PIL import Image, ImageOps
 
+from pawdex.formats import PHOTO_EXTENSIONS
 from pawdex.ml.data import stanford_dogs as sd
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+pillow_heif.register_heif_opener()  # HEIC photos, as the service accepts them
+
 STANFORD_DOGS = "stanford-dogs"
 IMAGEFOLDER = "imagefolder"
 
@@ -191,7 +194,7 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and _visible(p) and p.suffix.lower() in IMAGE_EXTENSIONS
+        if p.is_file() and _visible(p) and p.suffix.lower() in PHOTO_EXTENSIONS
     )
 
 

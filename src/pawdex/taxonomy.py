@@ -1,11 +1,14 @@
-"""The 120 Stanford Dogs breeds: pawdex's breed vocabulary.
+"""pawdex's animal vocabulary: the species it tells apart and the 120 Stanford Dogs breeds.
 
 Plain data with no dependencies, so every layer (the API, the database, the models) reads the
-same list without importing torch. The order is the class order of every model pawdex ships
-(the Stanford Dogs folder order).
+same words without importing torch. The breed order is the class order of every model pawdex
+ships (the Stanford Dogs folder order).
 """
 
 from __future__ import annotations
+
+SPECIES: tuple[str, ...] = ("dog", "cat", "other")
+"""What a photo shows: a dog (then it has a breed), a cat, or anything else."""
 
 STANFORD_DOGS: tuple[tuple[str, str], ...] = (
     ("n02085620", "Chihuahua"),
