@@ -93,20 +93,45 @@ def embedded_settings(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def eager_client(embedded_settings, classifier):
-    """The API in-process with Celery eager: uploads are indexed before the 202 returns."""
+def served_model(embedded_settings, classifier):
+    """The test model, registered as the served version the way a worker registers it when
+    it starts (looking the model up never writes)."""
+    from pawdex.worker.model_cache import preload
+
+    preload(embedded_settings)
+    return classifier
+
+
+@contextmanager
+def _eager_client(settings):
     from fastapi.testclient import TestClient
 
     import pawdex.worker.tasks  # noqa: F401  registers the tasks
     from pawdex.api.main import create_app
     from pawdex.core.queue import get_celery
 
-    celery = get_celery(embedded_settings)
+    celery = get_celery(settings)
     celery.conf.task_always_eager = True
-    with TestClient(create_app(embedded_settings)) as client:
-        client.headers["X-API-Key"] = make_key(embedded_settings, "admin")
+    try:
+        with TestClient(create_app(settings)) as client:
+            client.headers["X-API-Key"] = make_key(settings, "admin")
+            yield client
+    finally:
+        celery.conf.task_always_eager = False
+
+
+@pytest.fixture
+def eager_client(embedded_settings, served_model):
+    """The API in-process with Celery eager: uploads are indexed before the 202 returns."""
+    with _eager_client(embedded_settings) as client:
         yield client
-    celery.conf.task_always_eager = False
+
+
+@pytest.fixture
+def eager_client_before_any_worker(embedded_settings):
+    """``eager_client`` before any worker started: no model version is registered yet."""
+    with _eager_client(embedded_settings) as client:
+        yield client
 
 
 def make_key(settings, role: str) -> str:

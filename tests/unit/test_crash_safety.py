@@ -16,7 +16,6 @@ from sqlalchemy.exc import OperationalError
 from pawdex.core.db import session_scope
 from pawdex.core.jobs import LeaseLost, take_ingest_lease
 from pawdex.core.models import Job, JobImage, JobKind, JobStatus, utcnow
-from pawdex.core.storage import Storage
 from pawdex.core.uploads import IncomingFile, submit, sweep_spool
 from tests.factories import jpeg_bytes, make_zip
 
@@ -55,7 +54,7 @@ def test_a_delivery_never_runs_beside_a_live_one(embedded_settings, tmp_path):
 
 
 def test_a_delivery_presumed_dead_records_nothing_when_it_wakes_up(embedded_settings, tmp_path):
-    from pawdex.worker.ingest import _commit_batch, ingest_job, job_entries
+    from pawdex.worker.ingest import Delivery, _commit_batch, ingest_job, job_entries
     from pawdex.worker.sweeper import sweep
 
     job_id = _archive_job(embedded_settings, tmp_path, 6, seed=110)
@@ -68,9 +67,8 @@ def test_a_delivery_presumed_dead_records_nothing_when_it_wakes_up(embedded_sett
     ingest_job(job_id, embedded_settings)  # ... and taken over by the next delivery
     assert _job(embedded_settings, job_id).total == 6
 
-    storage = Storage(embedded_settings.storage_dir)
     with pytest.raises(LeaseLost):
-        _commit_batch(job_id, entries[:4], 0, storage, embedded_settings, "stalled")
+        _commit_batch(Delivery.of(job_id, "stalled", embedded_settings), entries[:4], 0)
     job = _job(embedded_settings, job_id)
     assert (job.total, job.ingest_position, job.ingest_done) == (6, 6, True)
 
@@ -171,7 +169,7 @@ def _attempts(settings, job_id: str) -> dict[int, int]:
         return dict(rows.all())
 
 
-def test_a_photo_that_keeps_killing_classify_becomes_a_file_error(embedded_settings, classifier):
+def test_a_photo_that_keeps_killing_classify_becomes_a_file_error(embedded_settings, served_model):
     from pawdex.worker.classify import classify_images
 
     job_id, ids = _ingested(embedded_settings, 3, seed=150)
@@ -191,7 +189,7 @@ def test_a_photo_that_keeps_killing_classify_becomes_a_file_error(embedded_setti
 
 
 def test_a_transient_database_error_is_retried_with_backoff(
-    embedded_settings, classifier, monkeypatch
+    embedded_settings, served_model, monkeypatch
 ):
     """An OperationalError (the database restarting) makes the task retry, with exponential
     backoff, until it succeeds; it does not count as a crash of the photos in hand."""

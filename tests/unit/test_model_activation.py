@@ -59,6 +59,6 @@ def _viewer(settings) -> str:
     return make_key(settings, "viewer")
 
 
-def test_reindex_without_any_model_is_a_clear_409(eager_client):
-    response = eager_client.post("/v1/admin/reindex", json={"all": True})
+def test_reindex_without_any_model_is_a_clear_409(eager_client_before_any_worker):
+    response = eager_client_before_any_worker.post("/v1/admin/reindex", json={"all": True})
     assert response.status_code == 409 and "no active model" in response.json()["detail"]

@@ -57,16 +57,14 @@ def test_ingest_resumes_from_the_committed_position(eager_client, embedded_setti
         job = submit(JobKind.archive, [IncomingFile("b.zip", fh)], embedded_settings, enqueue=False)
     # Simulate a first delivery that took the lease, committed 4 entries (one batch) and died.
     from pawdex.core.jobs import take_ingest_lease
-    from pawdex.core.storage import Storage
-    from pawdex.worker.ingest import _commit_batch, job_entries
+    from pawdex.worker.ingest import Delivery, _commit_batch, job_entries
 
     with session_scope(embedded_settings) as s:
         row = take_ingest_lease(s, job.id, "first-delivery", timeout=300)
         row.status = JobStatus.running
         row.started_at = row.heartbeat_at
         entries = list(job_entries(row, embedded_settings))[:4]
-    storage = Storage(embedded_settings.storage_dir)
-    _commit_batch(job.id, entries, 0, storage, embedded_settings, "first-delivery")
+    _commit_batch(Delivery.of(job.id, "first-delivery", embedded_settings), entries, 0)
 
     ingest_job(job.id, embedded_settings)  # its heartbeat is fresh: it may still be alive
     with session_scope(embedded_settings) as s:
@@ -102,7 +100,7 @@ def _ingested_job(settings, photos: dict[str, bytes]) -> tuple[str, list[int]]:
         return job.id, list(s.scalars(select(Image.id).order_by(Image.id)))
 
 
-def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, classifier):
+def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, served_model):
     from pawdex.core.storage import Storage
     from pawdex.worker.classify import classify_images
 

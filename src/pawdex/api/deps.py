@@ -15,7 +15,7 @@ from fastapi.security import (
 )
 from sqlalchemy.orm import Session
 
-from pawdex.core.catalog import MAX_ROW_ID
+from pawdex.core.cursors import MAX_ROW_ID
 from pawdex.core.db import session_factory
 from pawdex.core.keys import find_active_key
 from pawdex.core.models import ApiKey, Role, utcnow

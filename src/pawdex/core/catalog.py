@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from pawdex.core.errors import PawdexError
+from pawdex.core.cursors import cursor_datetime, cursor_row_id, decode_cursor, encode_cursor
+from pawdex.core.errors import InvalidCursor, InvalidQuery
+from pawdex.core.model_versions import active_version
 from pawdex.core.models import Image, JobImage, Label, LabelSource, ModelVersion, Prediction
-
-MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integers in the database
-
-
-class InvalidQuery(PawdexError):
-    """A query parameter that cannot be honoured (bad cursor, unknown model version)."""
 
 
 class AnimalSort(StrEnum):
@@ -62,15 +55,9 @@ class AnimalRecord:
         return LabelSource.human if self.label else LabelSource.model
 
 
-def active_model_version(session: Session) -> ModelVersion | None:
-    return session.scalar(
-        select(ModelVersion).order_by(ModelVersion.active.desc(), ModelVersion.id.desc()).limit(1)
-    )
-
-
 def _resolve_version(session: Session, version: str | None) -> ModelVersion | None:
     if version is None:
-        return active_model_version(session)
+        return active_version(session)
     row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
         raise InvalidQuery(f"unknown model_version {version!r}")
@@ -123,36 +110,27 @@ def _sort_key(sort: AnimalSort):
     return Prediction.created_at if sort == AnimalSort.indexed_desc else Prediction.confidence
 
 
-def encode_cursor(sort: AnimalSort, record: AnimalRecord) -> str:
+def _animal_cursor(sort: AnimalSort, record: AnimalRecord) -> str:
     value: Any = getattr(
         record.prediction, "created_at" if sort == AnimalSort.indexed_desc else "confidence"
     )
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    raw = json.dumps({"s": sort.value, "v": value, "id": record.image.id}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor({"s": sort.value, "v": value, "id": record.image.id})
 
 
-def _decode_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if data["s"] != sort.value:
-            raise InvalidQuery("the cursor belongs to another sort order")
-        raw, image_id = data["v"], data["id"]
-        if sort == AnimalSort.indexed_desc:
-            value = datetime.fromisoformat(raw)
-            # As the column stores it; a time at the ends of the calendar overflows here.
-            value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-        else:
-            value = float(raw)
-        # Anything else would be a database error (a 500), not a 400.
-        if type(image_id) is not int or not 0 < image_id <= MAX_ROW_ID:
-            raise ValueError("cursor id out of range")
-        return value, image_id
-    except InvalidQuery:
-        raise
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise InvalidQuery("invalid cursor") from exc
+def _decode_animal_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
+    data = decode_cursor(cursor)
+    if not isinstance(data, dict) or not {"s", "v", "id"} <= data.keys():
+        raise InvalidCursor("invalid cursor")
+    if data["s"] != sort.value:
+        raise InvalidCursor("the cursor belongs to another sort order")
+    if sort == AnimalSort.indexed_desc:
+        value: Any = cursor_datetime(data["v"])
+    else:
+        try:
+            value = float(data["v"])
+        except (ValueError, TypeError) as exc:
+            raise InvalidCursor("invalid cursor") from exc
+    return value, cursor_row_id(data["id"])
 
 
 def _ordered(stmt: Select, sort: AnimalSort, after: tuple[Any, int] | None) -> Select:
@@ -176,7 +154,7 @@ def list_animals(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[AnimalRecord], str | None]:
-    after = _decode_cursor(cursor, sort) if cursor else None
+    after = _decode_animal_cursor(cursor, sort) if cursor else None
     version = _resolve_version(session, filters.model_version)
     if version is None:
         return [], None
@@ -200,7 +178,7 @@ def list_animals(
             reverse=sort != AnimalSort.confidence_asc,
         )
         rows = rows[: limit + 1]
-    next_cursor = encode_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = _animal_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 

@@ -23,3 +23,11 @@ class ArchiveLimitExceeded(PawdexError):
 
 class UnsafeArchiveMember(PawdexError):
     """A member that must not be extracted (link, device, traversal...)."""
+
+
+class InvalidQuery(PawdexError):
+    """A query parameter that cannot be honoured (an unknown model version...)."""
+
+
+class InvalidCursor(InvalidQuery):
+    """A pagination cursor that this server did not produce."""

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from pawdex.core.errors import PawdexError
+from pawdex.core.cursors import cursor_datetime, decode_cursor, encode_cursor
+from pawdex.core.errors import InvalidCursor, PawdexError
 from pawdex.core.models import (
     FINISHED_STATUSES,
     Job,
@@ -22,10 +21,6 @@ from pawdex.core.models import (
     Prediction,
     utcnow,
 )
-
-
-class InvalidCursor(PawdexError):
-    """A pagination cursor that this server did not produce."""
 
 
 def insert_ignoring_conflicts(session: Session, model: type, index_elements: list[str]) -> Any:
@@ -179,16 +174,12 @@ def list_jobs(
     if status is not None:
         stmt = stmt.where(Job.status == status)
     if cursor:
-        try:
-            created, job_id = json.loads(
-                base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            )
-            created = datetime.fromisoformat(created)
-            created = (created if created.tzinfo else created.replace(tzinfo=UTC)).astimezone(UTC)
-            if not isinstance(job_id, str) or "\x00" in job_id:
-                raise ValueError("job id")
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise InvalidCursor("invalid cursor") from exc
+        payload = decode_cursor(cursor)
+        if not isinstance(payload, list) or len(payload) != 2:
+            raise InvalidCursor("invalid cursor")
+        created, job_id = cursor_datetime(payload[0]), payload[1]
+        if not isinstance(job_id, str) or "\x00" in job_id:
+            raise InvalidCursor("invalid cursor")
         stmt = stmt.where(
             or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
         )
@@ -198,8 +189,7 @@ def list_jobs(
     next_cursor = None
     if len(jobs) > limit:
         last = jobs[limit - 1]
-        raw = json.dumps([last.created_at.isoformat(), last.id]).encode()
-        next_cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        next_cursor = encode_cursor([last.created_at, last.id])
     return jobs[:limit], next_cursor
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pawdex.core.catalog import active_model_version
+from pawdex.core.model_versions import active_version
 from pawdex.core.errors import PawdexError
 from pawdex.core.models import ApiKey, Image, Label, Prediction
 from pawdex.core.storage import Storage
@@ -42,7 +42,7 @@ def add_label(
     validate(species, breed)
     if session.get(Image, image_id) is None:
         raise InvalidLabel(f"photo {image_id} not found")
-    version = active_model_version(session)
+    version = active_version(session)
     model_breed = None
     if version is not None:
         model_breed = session.scalar(

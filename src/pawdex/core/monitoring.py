@@ -10,7 +10,8 @@ from kombu.exceptions import ChannelError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pawdex.core.catalog import active_model_version, breed_counts
+from pawdex.core.catalog import breed_counts
+from pawdex.core.model_versions import active_version
 from pawdex.core.models import Job, JobError, JobStatus, Prediction, WorkerPresence, utcnow
 from pawdex.core.queue import INFERENCE_QUEUE, INGEST_QUEUE, get_celery
 from pawdex.core.settings import Settings
@@ -106,7 +107,7 @@ class Overview:
 
 
 def overview(session: Session, settings: Settings) -> Overview:
-    model = active_model_version(session)
+    model = active_version(session)
     return Overview(
         queues=queue_depths(settings),
         workers=workers(session, settings),

@@ -6,12 +6,14 @@ import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image as PILImage
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from pawdex.core.db import session_scope
+from pawdex.core.db import session_factory
 from pawdex.core.errors import UnsupportedImage
 from pawdex.core.imaging import decode_for_model
 from pawdex.core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts, upsert
@@ -20,6 +22,7 @@ from pawdex.core.models import Image, Job, JobError, JobImage, JobStatus
 from pawdex.core.models import Prediction as PredictionRow
 from pawdex.core.settings import Settings, get_settings
 from pawdex.core.storage import Storage
+from pawdex.ml import BreedClassifier
 from pawdex.worker.model_cache import active_classifier
 from pawdex.worker.presence import record_batch
 
@@ -43,6 +46,19 @@ def model_input(row, storage: Storage, resize_size: int) -> PILImage.Image:
     return decode_for_model(storage.path(row.stored_path), resize_size)
 
 
+@dataclass
+class _Batch:
+    """One delivery of a classify task: what every step needs, decided once at task entry."""
+
+    job_id: str
+    model: BreedClassifier
+    version_id: int
+    sessions: sessionmaker[Session]
+    storage: Storage
+    decode_threads: int
+    overwrite: bool = False  # a reindex of every photo replaces this model's predictions
+
+
 def classify_images(job_id: str, image_ids: list[int], settings: Settings | None = None) -> None:
     """Classify a batch, idempotently, and so that a photo that kills the worker cannot
     take its batch down more than ``max_attempts`` times.
@@ -52,10 +68,10 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
     is suspect (that delivery died): suspects are classified one at a time, so only the photo
     that kills the worker keeps dying, and after ``max_attempts`` it becomes a file error."""
     settings = settings or get_settings()
-    model, version_id = active_classifier(settings)
-    storage = Storage(settings.storage_dir)
+    sessions = session_factory(settings)
+    model, version_id = active_classifier(settings, sessions)
 
-    with session_scope(settings) as session:
+    with sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None or job.status == JobStatus.cancelled:
             return
@@ -93,33 +109,29 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
     if poison:
         log.error("event=poison_photos job_id=%s image_ids=%s", job_id, [row.id for row in poison])
         message = f"this photo stopped the worker {settings.max_attempts} times; skipped"
-        with session_scope(settings) as session:
+        with sessions.begin() as session:
             _record(session, job_id, version_id, [], [(row.id, message) for row in poison])
+    batch = _Batch(
+        job_id, model, version_id, sessions, Storage(settings.storage_dir),
+        settings.decode_threads, overwrite,
+    )  # fmt: skip
     for group in ([fresh] if fresh else []) + [[row] for row in suspects]:
-        _classify_group(job_id, group, model, version_id, storage, settings, overwrite)
-    with session_scope(settings) as session:
+        _classify_group(batch, group)
+    with sessions.begin() as session:
         finish_if_complete(session, job_id)
 
 
-def _classify_group(
-    job_id: str,
-    rows: list,
-    model,
-    version_id: int,
-    storage: Storage,
-    settings: Settings,
-    overwrite: bool = False,
-) -> None:
+def _classify_group(batch: _Batch, rows: list) -> None:
     """One forward pass over ``rows`` and one transaction for their results."""
     ids = [row.id for row in rows]
-    with session_scope(settings) as session:
-        _count_attempt(session, job_id, ids, +1)
+    with batch.sessions.begin() as session:
+        _count_attempt(session, batch.job_id, ids, +1)
     try:
-        _classify_rows(job_id, rows, model, version_id, storage, settings, overwrite)
+        _classify_rows(batch, rows)
     except Exception:
         # An error this process survived is not a death: give the attempt back if we can.
-        with contextlib.suppress(Exception), session_scope(settings) as session:
-            _count_attempt(session, job_id, ids, -1)
+        with contextlib.suppress(Exception), batch.sessions.begin() as session:
+            _count_attempt(session, batch.job_id, ids, -1)
         raise
 
 
@@ -132,23 +144,17 @@ def _count_attempt(session, job_id: str, image_ids: list[int], delta: int) -> No
     )
 
 
-def _classify_rows(
-    job_id: str,
-    todo: list,
-    model,
-    version_id: int,
-    storage: Storage,
-    settings: Settings,
-    overwrite: bool = False,
-) -> None:
+def _classify_rows(batch: _Batch, todo: list) -> None:
+    model, job_id = batch.model, batch.job_id
+
     def prepare(row) -> PILImage.Image | str:
         try:
-            return model.prepare(model_input(row, storage, model.preset.resize_size))
+            return model.prepare(model_input(row, batch.storage, model.preset.resize_size))
         except (UnsupportedImage, OSError, ValueError) as exc:
             return f"cannot read the stored photo: {exc}"
 
     started = time.perf_counter()
-    prepared = list(_decoder_pool(settings.decode_threads).map(prepare, todo))
+    prepared = list(_decoder_pool(batch.decode_threads).map(prepare, todo))
     pairs = list(zip(todo, prepared, strict=True))
     good = [(row.id, crop) for row, crop in pairs if not isinstance(crop, str)]
     bad = [(row.id, msg) for row, msg in pairs if isinstance(msg, str)]
@@ -159,8 +165,8 @@ def _classify_rows(
     decode_s = decoded - started
 
     predicted = [(image_id, p) for (image_id, _), p in zip(good, predictions, strict=True)]
-    with session_scope(settings) as session:
-        inserted = _record(session, job_id, version_id, predicted, bad, overwrite)
+    with batch.sessions.begin() as session:
+        inserted = _record(session, job_id, batch.version_id, predicted, bad, batch.overwrite)
     log.info(
         "event=classified job_id=%s batch=%s new=%s failed=%s decode_s=%.3f forward_s=%.3f "
         "write_s=%.3f", job_id, len(todo), inserted, len(bad), decode_s, forward_s,
@@ -216,8 +222,8 @@ def give_up(
     job_id: str, image_ids: list[int], message: str, settings: Settings | None = None
 ) -> None:
     """Account for a batch that cannot be classified, so its job still ends (as partial)."""
-    settings = settings or get_settings()
-    with session_scope(settings) as session:
+    sessions = session_factory(settings or get_settings())
+    with sessions.begin() as session:
         predicted = set(
             session.scalars(
                 select(PredictionRow.image_id).where(
@@ -237,5 +243,5 @@ def give_up(
         for row in lost:
             session.add(JobError(job_id=job_id, name=row.path, error=message, image_id=row.id))
         add_to_counters(session, job_id, failed=len(lost))
-    with session_scope(settings) as session:
+    with sessions.begin() as session:
         finish_if_complete(session, job_id)

@@ -19,11 +19,19 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from pawdex.core.archive import ArchiveEntry, ArchiveLimits, iter_archive, iter_single_files
-from pawdex.core.db import session_scope
+from pawdex.core.archive import (
+    ArchiveEntry,
+    ArchiveLimits,
+    iter_archive,
+    iter_folder,
+    iter_single_files,
+)
+from pawdex.core.db import session_factory
 from pawdex.core.errors import PawdexError, UnsupportedImage
 from pawdex.core.imaging import make_thumbnail, open_image, sha256_bytes
 from pawdex.core.jobs import (
@@ -54,22 +62,45 @@ log = logging.getLogger("pawdex.ingest")
 
 
 def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
+    """The job's files in a stable order: its spooled uploads (archives or loose photos) or,
+    for ``pawdex index --local``, folders read in place."""
     limits = ArchiveLimits.from_settings(settings)
-    sources = [(item["name"], settings.spool_dir / item["spool"]) for item in job.source]
-    if job.kind == JobKind.archive:
-        for name, path in sources:
-            try:
-                yield from iter_archive(path, limits)
-            except PawdexError as exc:
-                yield ArchiveEntry(index=0, name=name, data=None, error=str(exc))
-    else:
+    if job.kind != JobKind.archive:
+        sources = [(item["name"], settings.spool_dir / item["spool"]) for item in job.source]
         yield from iter_single_files(sources, limits)
+        return
+    for item in job.source:
+        if "folder" in item:
+            yield from iter_folder(Path(item["folder"]), limits)
+            continue
+        try:
+            yield from iter_archive(settings.spool_dir / item["spool"], limits)
+        except PawdexError as exc:
+            yield ArchiveEntry(index=0, name=item["name"], data=None, error=str(exc))
+
+
+@dataclass
+class Delivery:
+    """One delivery of a job's ingest: what every step needs, decided once at task entry."""
+
+    job_id: str
+    token: str  # the lease this delivery holds
+    settings: Settings
+    sessions: sessionmaker[Session]
+    storage: Storage
+
+    @classmethod
+    def of(cls, job_id: str, token: str, settings: Settings) -> Delivery:
+        return cls(
+            job_id, token, settings, session_factory(settings), Storage(settings.storage_dir)
+        )
 
 
 def ingest_job(job_id: str, settings: Settings | None = None) -> None:
     settings = settings or get_settings()
     token = uuid.uuid4().hex
-    with session_scope(settings) as session:
+    sessions = session_factory(settings)
+    with sessions.begin() as session:
         job = take_ingest_lease(session, job_id, token, settings.ingest_heartbeat_timeout)
         if job is None:
             log.info("event=ingest_skipped job_id=%s reason=unknown_finished_or_leased", job_id)
@@ -96,29 +127,29 @@ def ingest_job(job_id: str, settings: Settings | None = None) -> None:
         "event=ingest_start job_id=%s resume=%s position=%s attempt=%s",
         job_id, resuming, position, attempts,
     )  # fmt: skip
+    run = Delivery.of(job_id, token, settings)
     try:
-        _ingest_from(job, token, attempts, settings, resuming=resuming)
+        _ingest_from(run, job, attempts, resuming=resuming)
     except LeaseLost:
         log.warning("event=ingest_lease_lost job_id=%s (another delivery took over)", job_id)
     except Exception:
         # Not a crash: this delivery does not count as an attempt, and the retry (or the
         # sweeper) may take the job at once.
-        with contextlib.suppress(Exception), session_scope(settings) as session:
+        with contextlib.suppress(Exception), sessions.begin() as session:
             release_ingest_lease(session, job_id, token, attempt=False)
         raise
 
 
-def _ingest_from(job: Job, token: str, attempts: int, settings: Settings, resuming: bool) -> None:
+def _ingest_from(run: Delivery, job: Job, attempts: int, resuming: bool) -> None:
     """Walk the upload from the committed position, under the lease ``token``.
 
     ``attempts`` counts the deliveries since the last one that committed progress, this one
     included. After a death (``attempts`` > 1) the next ``batch_size`` entries are committed
     one at a time, so that the entry which kills the worker ends up at the position; when it
     killed ``max_attempts`` deliveries that read it alone, it is skipped as a file error."""
-    job_id = job.id
+    job_id, settings = job.id, run.settings
     if resuming:
-        _requeue_unclassified(job_id, settings)
-    storage = Storage(settings.storage_dir)
+        _requeue_unclassified(run)
     start = position = job.ingest_position
     careful_until = start + settings.batch_size if attempts > 1 else start
     poison_at = start if attempts > settings.max_attempts else None
@@ -128,8 +159,8 @@ def _ingest_from(job: Job, token: str, attempts: int, settings: Settings, resumi
     for ordinal, entry in enumerate(job_entries(job, settings)):
         if ordinal < position:  # committed by an earlier delivery of this task
             if time.monotonic() - last_beat > beat_every:  # a long skip is not a death
-                with session_scope(settings) as session:
-                    renew_ingest_lease(session, job_id, token, progress=False)
+                with run.sessions.begin() as session:
+                    renew_ingest_lease(session, job_id, run.token, progress=False)
                 last_beat = time.monotonic()
             continue
         if ordinal == poison_at:
@@ -142,17 +173,17 @@ def _ingest_from(job: Job, token: str, attempts: int, settings: Settings, resumi
             )
         batch.append(entry)
         if len(batch) >= (1 if ordinal < careful_until else settings.batch_size):
-            position = _commit_batch(job_id, batch, position, storage, settings, token)
+            position = _commit_batch(run, batch, position)
             last_beat = time.monotonic()
             batch = []
-    position = _commit_batch(job_id, batch, position, storage, settings, token)
+    position = _commit_batch(run, batch, position)
 
-    with session_scope(settings) as session:
-        job_row = renew_ingest_lease(session, job_id, token, progress=False)
+    with run.sessions.begin() as session:
+        job_row = renew_ingest_lease(session, job_id, run.token, progress=False)
         if job_row.status == JobStatus.running:
             job_row.ingest_done = True
         job_row.ingest_lease = None
-    with session_scope(settings) as session:
+    with run.sessions.begin() as session:
         finish_if_complete(session, job_id)
     _discard_spool(job, settings)
     log.info("event=ingest_done job_id=%s entries=%s", job_id, position)
@@ -179,9 +210,10 @@ def _hash(entry: ArchiveEntry) -> _Prepared:
     return _Prepared(entry, sha256=sha256_bytes(entry.data))
 
 
-def _decode_and_store(item: _Prepared, job_id: str, storage: Storage, settings: Settings) -> None:
+def _decode_and_store(item: _Prepared, run: Delivery) -> None:
     """Validate by decoding, store the bytes and a thumbnail (one decode for both)."""
     data, sha = item.entry.data, item.sha256
+    settings, storage = run.settings, run.storage
     try:
         img, info = open_image(data, settings.max_image_pixels, min_side=settings.thumbnail_size)
         thumbnail = make_thumbnail(img, settings.thumbnail_size)
@@ -202,19 +234,12 @@ def _decode_and_store(item: _Prepared, job_id: str, storage: Storage, settings: 
         height=info.height,
         stored_path=key,
         thumbnail_path=thumb_key,
-        job_id=job_id,
+        job_id=run.job_id,
         created_at=utcnow(),
     )
 
 
-def _commit_batch(
-    job_id: str,
-    batch: list[ArchiveEntry],
-    position: int,
-    storage: Storage,
-    settings: Settings,
-    token: str,
-) -> int:
+def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> int:
     """Hash, dedupe, decode and store a batch, then record it in one short transaction.
 
     Decoding happens outside the transaction (and in threads) so that the write lock, which
@@ -223,9 +248,10 @@ def _commit_batch(
     that wakes up again records nothing."""
     if not batch:
         return position
+    job_id = run.job_id
     items = [_hash(entry) for entry in batch]
     shas = {item.sha256 for item in items if item.sha256}
-    with session_scope(settings) as session:
+    with run.sessions.begin() as session:
         known = dict(
             session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas))).all()
         )
@@ -240,13 +266,13 @@ def _commit_batch(
     for item in items:
         if item.sha256 and item.sha256 not in known:
             first_seen.setdefault(item.sha256, item)
-    pool = _pool(settings.decode_threads)
-    list(pool.map(lambda it: _decode_and_store(it, job_id, storage, settings), first_seen.values()))
+    pool = _pool(run.settings.decode_threads)
+    list(pool.map(lambda it: _decode_and_store(it, run), first_seen.values()))
 
     new_ids: list[int] = []
     failed = duplicates = 0
-    with session_scope(settings) as session:
-        job = renew_ingest_lease(session, job_id, token, progress=True)
+    with run.sessions.begin() as session:
+        job = renew_ingest_lease(session, job_id, run.token, progress=True)
         for item in items:
             source = first_seen.get(item.sha256) if item.sha256 else None
             error = item.error or (source.error if source is not None else None)
@@ -276,19 +302,22 @@ def _commit_batch(
         add_to_counters(session, job_id, total=len(batch), failed=failed, duplicates=duplicates)
         job.ingest_position = position
     # Commit before enqueue: the worker must find the rows it is sent.
-    enqueue_classify_batches(job_id, new_ids, settings)
+    enqueue_classify_batches(job_id, new_ids, run.settings)
     return position
 
 
-def _requeue_unclassified(job_id: str, settings: Settings) -> None:
+def _requeue_unclassified(run: Delivery) -> None:
     """After a crash between a commit and its enqueue, send the job's orphans again."""
-    with session_scope(settings) as session:
-        ids = unclassified_image_ids(session, job_id)
-    enqueue_classify_batches(job_id, ids, settings)
+    with run.sessions.begin() as session:
+        ids = unclassified_image_ids(session, run.job_id)
+    enqueue_classify_batches(run.job_id, ids, run.settings)
 
 
 def _discard_spool(job: Job, settings: Settings) -> None:
+    """Delete the job's spooled uploads (never a folder read in place)."""
     for item in job.source:
+        if "spool" not in item:
+            continue
         path = (settings.spool_dir / item["spool"]).resolve()
         if path.is_relative_to(settings.spool_dir.resolve()):
             parent = path.parent

@@ -1,6 +1,10 @@
 """The model a worker serves: the active version (looked up for every batch, so activating a
 model switches the workers without a restart), loaded once per process, and its database
-identity."""
+identity.
+
+Looking the model up never writes: a version is registered when a worker preloads it (the
+first one registered becomes the active one) or when an admin activates one
+(``pawdex models activate``)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,12 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 
-from pawdex.core.db import session_scope
-from pawdex.core.model_versions import ModelSpec, active_spec, register_version
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from pawdex.core.db import session_factory
+from pawdex.core.model_versions import ModelSpec, active_spec, active_version, register_version
+from pawdex.core.models import ModelVersion
 from pawdex.core.settings import Settings
 from pawdex.ml import BreedClassifier, load_classifier
 from pawdex.worker.presence import describe_model
@@ -23,13 +31,32 @@ def get_classifier(settings: Settings, spec: ModelSpec | None = None) -> BreedCl
     return _classifier(spec, settings.device, settings.runtime, settings.onnx_cache_dir)
 
 
-def active_classifier(settings: Settings) -> tuple[BreedClassifier, int]:
+class ModelNotRegistered(RuntimeError):
+    """The model to serve has no version row: no worker preloaded it."""
+
+
+def active_classifier(
+    settings: Settings, sessions: sessionmaker[Session] | None = None
+) -> tuple[BreedClassifier, int]:
     """The classifier of the active model version (``PAWDEX_MODEL`` while none is active)
-    and that version's id."""
-    with session_scope(settings) as session:
+    and that version's id. Reads only."""
+    sessions = sessions or session_factory(settings)
+    with sessions() as session:
         spec = active_spec(session, settings.model)
     model = get_classifier(settings, spec)
-    return model, model_version_id(model, settings)
+    key = (settings.resolved_database_url, model.version)
+    if key not in _version_ids:
+        with sessions() as session:
+            found = session.scalar(
+                select(ModelVersion.id).where(ModelVersion.version == model.version)
+            )
+        if found is None:
+            raise ModelNotRegistered(
+                f"model version {model.version} is not registered: workers register the model "
+                "they serve when they start (pawdex worker), admins with pawdex models activate"
+            )
+        _version_ids[key] = found
+    return model, _version_ids[key]
 
 
 @lru_cache(maxsize=2)  # the active model, and the one it just replaced
@@ -62,22 +89,17 @@ def model_details(model: BreedClassifier) -> dict:
 _version_ids: dict[tuple[str, str], int] = {}
 
 
-def model_version_id(model: BreedClassifier, settings: Settings) -> int:
-    """Register the model version once; the first one registered becomes the active one."""
-    key = (settings.resolved_database_url, model.version)
-    if key in _version_ids:
-        return _version_ids[key]
-    with session_scope(settings) as session:
-        from pawdex.core.model_versions import active_version
-
+def preload(settings: Settings) -> BreedClassifier:
+    """Load the served model before taking tasks, so the first batch does not wait for it,
+    and register its version (the first one registered becomes the active one)."""
+    sessions = session_factory(settings)
+    with sessions() as session:
+        spec = active_spec(session, settings.model)
+    model = get_classifier(settings, spec)
+    with sessions.begin() as session:
         first = active_version(session) is None
         row = register_version(
             session, model.version, model.name, model_details(model), activate=first
         )
-        _version_ids[key] = row.id
-    return _version_ids[key]
-
-
-def preload(settings: Settings) -> None:
-    """Load the served model before taking tasks, so the first batch does not wait for it."""
-    active_classifier(settings)
+        _version_ids[(settings.resolved_database_url, model.version)] = row.id
+    return model

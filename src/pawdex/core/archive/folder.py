@@ -1,0 +1,33 @@
+"""A folder on this machine, read in place like an archive (``pawdex index --local``): no
+copy, no zip. Files come in a stable order (sorted paths), so a resumed ingest skips exactly
+what it committed; symbolic links are not followed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from pawdex.core.archive.walk import ArchiveEntry, ArchiveLimits, iter_single_files
+
+
+def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """``(relative POSIX path, path)`` of every regular file under ``root``, sorted."""
+    root = Path(root)
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        base = Path(folder)
+        for name in sorted(files):
+            path = base / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            yield path.relative_to(root).as_posix(), path
+
+
+def iter_folder(root: Path, limits: ArchiveLimits) -> Iterator[ArchiveEntry]:
+    """Every file under ``root`` as an entry. The per-file size cap holds; the caps that
+    exist for uploads (member count, total bytes) do not: a folder is read in place."""
+    unbounded = dataclasses.replace(limits, max_members=sys.maxsize, max_total_bytes=sys.maxsize)
+    return iter_single_files(folder_files(root), unbounded)

@@ -1,0 +1,169 @@
+"""One upload's entries read with hard caps: the entry type, the limits, and the walk that
+counts members and bytes across an upload (loose photos use it directly)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from pawdex.core.archive.detection import is_archive
+from pawdex.core.archive.names import sanitize_member_name
+from pawdex.core.errors import (
+    ArchiveLimitExceeded,
+    PawdexError,
+    UnsafeArchiveMember,
+)
+
+if TYPE_CHECKING:
+    from pawdex.core.settings import Settings
+
+#: Name of the entries that are about the archive as a whole (limit reached, truncation).
+ARCHIVE_ITSELF = "(archive)"
+
+NESTED_ARCHIVE = "nested archives are not indexed; upload it separately"
+
+ARCHIVE_AS_PHOTO = "this is an archive, not a photo; upload it as an archive"
+
+_CHUNK = 1024 * 1024
+
+# Below this many decompressed bytes a high ratio is harmless (a blank 5 kB file deflates
+# to a few bytes); above it, the ratio is what gives a zip bomb away.
+_RATIO_FLOOR_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_members: int
+    max_member_bytes: int
+    max_total_bytes: int
+    max_ratio: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArchiveLimits:
+        return cls(
+            max_members=settings.max_archive_members,
+            max_member_bytes=settings.max_member_bytes,
+            max_total_bytes=settings.max_archive_total_bytes,
+            max_ratio=settings.max_compression_ratio,
+        )
+
+
+@dataclass
+class ArchiveEntry:
+    """One file of an upload: its bytes, or why it was refused (exactly one of the two)."""
+
+    index: int
+    name: str
+    data: bytes | None
+    error: str | None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.error is None):
+            raise ValueError("an ArchiveEntry has either data or an error")
+
+
+def iter_single_files(
+    paths: Iterable[tuple[str, Path]], limits: ArchiveLimits
+) -> Iterator[ArchiveEntry]:
+    """Loose photos (``(client name, path)``) as entries, like an archive's."""
+    walk = Walk(limits, nested_message=ARCHIVE_AS_PHOTO)
+    for raw_name, path in paths:
+        name = sanitize_member_name(raw_name)
+        if not walk.admit_member():
+            yield walk.members_limit_entry()
+            return
+        try:
+            with Path(path).open("rb") as fh:
+                data = walk.read(fh)
+        except ArchiveLimitExceeded as exc:
+            yield walk.error(ARCHIVE_ITSELF, str(exc))
+            return
+        except PawdexError as exc:
+            yield walk.error(name, str(exc))
+            continue
+        except OSError as exc:
+            yield walk.error(name, f"the uploaded file cannot be read ({exc.strerror or exc})")
+            continue
+        yield walk.ok(name, data)
+
+
+class Walk:
+    """Counters and caps shared by every member of one upload."""
+
+    def __init__(self, limits: ArchiveLimits, *, nested_message: str) -> None:
+        self.limits = limits
+        self.nested_message = nested_message
+        self.members = 0
+        self.total = 0
+        self.index = 0
+
+    def admit_member(self) -> bool:
+        self.members += 1
+        return self.members <= self.limits.max_members
+
+    def members_limit_entry(self) -> ArchiveEntry:
+        limit = self.limits.max_members
+        return self.error(
+            ARCHIVE_ITSELF,
+            str(ArchiveLimitExceeded(f"more than {limit} entries; the rest was not read")),
+        )
+
+    def total_limit_error(self) -> ArchiveLimitExceeded:
+        limit = _human_bytes(self.limits.max_total_bytes)
+        return ArchiveLimitExceeded(f"more than {limit} of files in total; the rest was not read")
+
+    def ok(self, name: str, data: bytes) -> ArchiveEntry:
+        return self._entry(name, data, None)
+
+    def error(self, name: str, message: str) -> ArchiveEntry:
+        return self._entry(name, None, message)
+
+    def _entry(self, name: str, data: bytes | None, error: str | None) -> ArchiveEntry:
+        entry = ArchiveEntry(index=self.index, name=name, data=data, error=error)
+        self.index += 1
+        return entry
+
+    def read(self, fh: IO[bytes], *, compressed_size: int | None = None) -> bytes:
+        """One member's bytes, stopping one byte past any cap; raises when refused."""
+        limits = self.limits
+        cap = min(limits.max_member_bytes, limits.max_total_bytes - self.total) + 1
+        ratio_ceiling = None
+        if compressed_size is not None:
+            ratio_ceiling = max(_RATIO_FLOOR_BYTES, limits.max_ratio * max(compressed_size, 1))
+        chunks: list[bytes] = []
+        size = 0
+        while size < cap:
+            chunk = fh.read(min(_CHUNK, cap - size))
+            if not chunk:
+                break
+            if size == 0 and is_archive(chunk):
+                raise UnsafeArchiveMember(self.nested_message)
+            size += len(chunk)
+            self.total += len(chunk)
+            if size > limits.max_member_bytes:
+                raise UnsafeArchiveMember(too_large(limits.max_member_bytes))
+            if self.total > limits.max_total_bytes:
+                raise self.total_limit_error()
+            if ratio_ceiling is not None and size > ratio_ceiling:
+                raise UnsafeArchiveMember(
+                    f"compressed more than {limits.max_ratio:g} times: looks like a zip bomb"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def too_large(limit: int) -> str:
+    return f"file is larger than the {_human_bytes(limit)} limit"
+
+
+def _human_bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} GiB" if value < 1000 else f"{value:,.0f} GiB"
