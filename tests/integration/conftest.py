@@ -12,7 +12,7 @@ REDIS_URL = os.environ.get("PAWDEX_TEST_REDIS", "redis://127.0.0.1:6379/11")
 
 
 def _unavailable(what: str, exc: Exception) -> None:
-    message = f"{what} is not reachable ({exc}); see DESIGN.md to start it"
+    message = f"{what} is not reachable ({exc}); see the README (make test) to start it"
     if os.environ.get("CI"):
         pytest.fail(message)  # in CI the services are started by .ci/run: never skip there
     pytest.skip(message)
