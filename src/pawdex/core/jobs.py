@@ -166,6 +166,11 @@ def stalled_ingests(session: Session, timeout: float) -> list[str]:
     return [job.id for job in jobs]
 
 
+def job_with_errors(session: Session, job_id: str) -> Job | None:
+    """A job and its per-file errors, loaded in one round trip more (not one per error)."""
+    return session.scalar(select(Job).options(selectinload(Job.errors)).where(Job.id == job_id))
+
+
 def list_jobs(
     session: Session, status: JobStatus | None, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:

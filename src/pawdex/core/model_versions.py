@@ -4,7 +4,6 @@ model's directory), else ``PAWDEX_MODEL``; activation, and re-indexing with it."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
@@ -52,19 +51,6 @@ def register_version(
         session.execute(update(ModelVersion).where(ModelVersion.id != row.id).values(active=False))
         row.active = True
     return row
-
-
-def find_version(session: Session, ref: str) -> ModelVersion | None:
-    """A version by its full string, its name (newest), or a trained model's directory."""
-    by_version = session.scalar(select(ModelVersion).where(ModelVersion.version == ref))
-    if by_version is not None:
-        return by_version
-    rows = session.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())).all()
-    resolved = str(Path(ref).resolve())
-    for row in rows:
-        if row.name == ref or (row.details or {}).get("path") == resolved:
-            return row
-    return None
 
 
 @dataclass
