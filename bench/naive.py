@@ -13,6 +13,8 @@ import io
 from fastapi import FastAPI, UploadFile
 from PIL import Image
 
+from pawdex.model_names import DEFAULT_MODEL
+
 
 def create_app(model_name: str, device: str = "cpu") -> FastAPI:
     from pawdex.ml import load_classifier
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--model", default="lite1-imagenet-dogs")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     app = create_app(args.model, args.device)

@@ -95,7 +95,7 @@ class View:
         size = self.input_size or own.input_size
         resize = round(size / own.crop_pct * self.resize_scale)
         # crop_pct that floors back to exactly `resize` (EvalPreset floors size / crop_pct).
-        preset = EvalPreset(size, own.interpolation, size / (resize + 0.5), own.mean, own.std)
+        preset = own.replace(input_size=size, crop_pct=size / (resize + 0.5))
         assert preset.resize_size == resize, (preset.resize_size, resize)
         return preset
 

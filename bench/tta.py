@@ -17,6 +17,7 @@ from pawdex.ml.backbones import backbone_spec
 from pawdex.ml.classifier import ImagenetDogsClassifier, Prediction
 from pawdex.ml.devices import autocast
 from pawdex.ml.presets import EvalPreset
+from pawdex.model_names import imagenet_dogs_name
 
 
 class FlipImagenetDogsClassifier(ImagenetDogsClassifier):
@@ -46,9 +47,9 @@ class FlipImagenetDogsClassifier(ImagenetDogsClassifier):
     ) -> None:
         self.flip = flip
         self._input_size_override = input_size
-        short = backbone_spec(backbone).name.removeprefix("efficientnet_")
         size = f"-{input_size}" if input_size else ""
-        default_name = f"{short}{size}{'-flip' if flip else ''}-imagenet-dogs"
+        variant = f"{backbone_spec(backbone).name}{size}{'-flip' if flip else ''}"
+        default_name = imagenet_dogs_name(variant)
         super().__init__(backbone, weights, device, name or default_name, runtime, cache_dir)
 
     @cached_property
@@ -56,9 +57,7 @@ class FlipImagenetDogsClassifier(ImagenetDogsClassifier):
         own = EvalPreset.from_timm_name(backbone_spec(self.backbone).timm_name)
         if not self._input_size_override:
             return own
-        return EvalPreset(
-            self._input_size_override, own.interpolation, own.crop_pct, own.mean, own.std
-        )
+        return own.replace(input_size=self._input_size_override)
 
     def predict_tensors(self, batch: torch.Tensor) -> list[Prediction]:
         if not self.flip:

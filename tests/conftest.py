@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from pawdex.model_names import FAST_MODEL
+
 PHOTOS_DIR = Path(
     os.environ.get("PAWDEX_PHOTOS_DIR", Path(__file__).resolve().parents[2] / "shared" / "photos")
 )
@@ -46,7 +48,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-TEST_MODEL = "lite0-imagenet-dogs"  # the fastest; tests share one loaded instance
+TEST_MODEL = FAST_MODEL  # the fastest; tests share one loaded instance
 
 
 @pytest.fixture(scope="session")

@@ -48,9 +48,11 @@ def atomic_write(
     return path
 
 
-def atomic_write_text(path: Path, write: Callable[[IO[str]], object]) -> Path:
+def atomic_write_text(
+    path: Path, write: Callable[[IO[str]], object], *, mode: int | None = None
+) -> Path:
     """``atomic_write`` for a function that writes text (CSV, JSON)."""
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_path(path, mode) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         write(fh)
     return path
 

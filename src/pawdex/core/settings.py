@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pawdex.model_names import DEFAULT_MODEL
+
 MiB = 1024 * 1024
 
 
@@ -21,7 +23,7 @@ class Settings(BaseSettings):
         None, description="Default: a filesystem broker in the data dir."
     )
     model: str = Field(
-        "lite1-imagenet-dogs",
+        DEFAULT_MODEL,
         description="The model served until one is activated (`pawdex models activate`). "
         "Lite1 won the default-model study (docs/default-model.md): top-1 0.808 vs Lite0's "
         "0.768 on the real photos at 0.62x its speed.",

@@ -11,9 +11,7 @@ metrics.json       evaluation metrics (optional)
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,11 @@ import timm
 import torch
 from torch import nn
 
-from pawdex.ml.features import save_atomic
+from pawdex.fileio import atomic_path, atomic_write, file_sha256
 from pawdex.ml.models import build_model, data_config
+from pawdex.ml.presets import DATA_CONFIG_KEYS
 
 FORMAT = 1
-_PREPROCESSING_KEYS = ("input_size", "mean", "std", "crop_pct", "interpolation")
 
 
 class ModelDirError(RuntimeError):
@@ -36,19 +34,11 @@ class ModelDirError(RuntimeError):
 def weights_sha256(path: Path) -> str:
     """sha256 of a weights file (of ``weights.pt`` when ``path`` is a model directory)."""
     path = Path(path)
-    if path.is_dir():
-        path = path / "weights.pt"
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path / "weights.pt" if path.is_dir() else path)
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, indent=2, default=str) + "\n", mode=0o644)
 
 
 def _read_json(path: Path) -> Any:
@@ -80,9 +70,11 @@ def save_model_dir(
     if num_classes is not None and num_classes != len(classes):
         raise ValueError(f"model has {num_classes} outputs but {len(classes)} classes given")
     state = {key: tensor.detach().cpu().contiguous() for key, tensor in model.state_dict().items()}
-    weights = save_atomic(state, out_dir / "weights.pt")
+    weights = out_dir / "weights.pt"
+    with atomic_path(weights) as tmp:
+        torch.save(state, tmp)
     defaults = data_config(arch)
-    prep = {key: preprocessing.get(key, defaults[key]) for key in _PREPROCESSING_KEYS}
+    prep = {key: preprocessing.get(key, defaults[key]) for key in DATA_CONFIG_KEYS}
     prep["preset"] = preprocessing.get("preset", "eval")
     prep.update({k: v for k, v in preprocessing.items() if k not in prep})
     size = prep["input_size"]

@@ -18,7 +18,10 @@ from typing import Any
 
 import torch
 from torchvision import tv_tensors
-from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms import v2
+
+from pawdex.ml import presets
+from pawdex.ml.presets import DEFAULT_CROP_PCT, DEFAULT_INTERPOLATION, interpolation_mode, to_float
 
 OPTIONS: dict[str, str] = {
     "none": "no augmentation: resize and crop to the input size, normalise",
@@ -32,14 +35,6 @@ OPTIONS: dict[str, str] = {
     "affine": "random shear and scale, i.e. stretching (train only)",
     "crop": "RandomResizedCrop to the input size instead of resize + centre crop (train only)",
     "trivialaugment": "TrivialAugmentWide: one random photometric/geometric op (train only)",
-}
-DETERMINISTIC = ("gray", "autocontrast", "equalize")
-EVAL_CROP_PCT = 0.875  # as timm's default crop_pct: resize to size / 0.875, centre-crop size
-
-_INTERPOLATIONS = {
-    "bicubic": InterpolationMode.BICUBIC,
-    "bilinear": InterpolationMode.BILINEAR,
-    "nearest": InterpolationMode.NEAREST,
 }
 
 
@@ -96,16 +91,9 @@ def _deterministic_ops(options: Sequence[str]) -> list[v2.Transform]:
     return [op for name, op in ops.items() if name in options]
 
 
-def _to_float(
-    options: Sequence[str], mean: Sequence[float], std: Sequence[float]
-) -> list[v2.Transform]:
-    scale = v2.ToDtype(torch.float32, scale=True)
-    if "standardize" in options:
-        norm: v2.Transform = PerImageStandardize()
-    else:
-        norm = v2.Normalize(mean=list(mean), std=list(std))
-    # Plain tensors out, as torchvision's references do: batches collate to torch.Tensor.
-    return [scale, norm, v2.ToPureTensor()]
+def _standardize(options: Sequence[str]) -> v2.Transform | None:
+    """Per-image standardisation instead of the dataset mean/std, when the spec asks."""
+    return PerImageStandardize() if "standardize" in options else None
 
 
 def train_transform(
@@ -114,11 +102,11 @@ def train_transform(
     mean: Sequence[float],
     std: Sequence[float],
     *,
-    interpolation: str = "bicubic",
+    interpolation: str = DEFAULT_INTERPOLATION,
 ) -> v2.Compose:
     """PIL image or uint8 tensor → float32 (3, size, size), with the spec's random ops."""
     options = parse_preset(spec)
-    mode = _INTERPOLATIONS[interpolation]
+    mode = interpolation_mode(interpolation)
     if "crop" in options:
         geometry = [v2.RandomResizedCrop(size, interpolation=mode, antialias=True)]
     else:
@@ -129,7 +117,7 @@ def train_transform(
             *geometry,
             *_random_ops(options),
             *_deterministic_ops(options),
-            *_to_float(options, mean, std),
+            *to_float(mean, std, _standardize(options)),
         ]
     )
 
@@ -140,21 +128,16 @@ def eval_transform(
     mean: Sequence[float],
     std: Sequence[float],
     *,
-    interpolation: str = "bicubic",
-    crop_pct: float = EVAL_CROP_PCT,
+    interpolation: str = DEFAULT_INTERPOLATION,
+    crop_pct: float = DEFAULT_CROP_PCT,
 ) -> v2.Compose:
-    """Deterministic: resize to size / crop_pct, centre-crop, the spec's preprocessing only."""
+    """Deterministic: ``presets.eval_transform`` (resize to size / crop_pct, centre-crop,
+    as served) with the spec's preprocessing only."""
     options = parse_preset(spec)
-    mode = _INTERPOLATIONS[interpolation]
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.Resize(math.floor(size / crop_pct), interpolation=mode, antialias=True),
-            v2.CenterCrop(size),
-            *_deterministic_ops(options),
-            *_to_float(options, mean, std),
-        ]
-    )
+    return presets.eval_transform(
+        size, mean, std, interpolation=interpolation, crop_pct=crop_pct,
+        ops=_deterministic_ops(options), normalize=_standardize(options),
+    )  # fmt: skip
 
 
 def save_preset_grid(

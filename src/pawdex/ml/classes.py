@@ -12,7 +12,6 @@ from pawdex.taxonomy import BREED_NAMES, BREED_WNIDS, STANFORD_DOGS, breed_wnid
 __all__ = [
     "BREED_NAMES",
     "BREED_WNIDS",
-    "IMAGENET_CAT_INDICES",
     "IMAGENET_DOG_INDICES",
     "IMAGENET_FELID_INDICES",
     "STANFORD_DOGS",
@@ -26,9 +25,8 @@ __all__ = [
 # 151..268 are the domestic dogs (Chihuahua … Mexican hairless); 269..272 are wolves and the
 # coyote, left out; 273..275 are dingo, dhole and African hunting dog (in Stanford Dogs).
 IMAGENET_DOG_INDICES: tuple[int, ...] = (*range(151, 269), 273, 274, 275)
-# Tabby, tiger cat, Persian, Siamese, Egyptian cat.
-IMAGENET_CAT_INDICES: tuple[int, ...] = tuple(range(281, 286))
-# The whole cat family: domestic cats plus cougar, lynx, leopard, … cheetah (286..293).
+# The whole cat family: the domestic cats (281..285: tabby, tiger cat, Persian, Siamese,
+# Egyptian cat) plus cougar, lynx, leopard, … cheetah (286..293).
 # ImageNet models often call a house cat "lynx" or "cougar"; in a shelter those are cats.
 IMAGENET_FELID_INDICES: tuple[int, ...] = tuple(range(281, 294))
 

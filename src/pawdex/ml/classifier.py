@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from pawdex.fileio import file_sha256
 from pawdex.ml.backbones import backbone_spec, create_backbone, weights_path
 from pawdex.ml.classes import (
     BREED_NAMES,
@@ -24,8 +24,9 @@ from pawdex.ml.classes import (
 from pawdex.ml.devices import autocast, resolve_device
 from pawdex.ml.presets import EvalPreset
 from pawdex.ml.runtime import Forward, make_forward, resolve_runtime
+from pawdex.model_names import imagenet_dogs_name
+from pawdex.taxonomy import SPECIES
 
-SPECIES = ("dog", "cat", "other")
 TOP_K = 5
 
 
@@ -36,14 +37,6 @@ class Prediction:
     confidence: float  # probability of `breed` among the 120 breeds
     top_k: list[tuple[str, float]]  # best breeds, renormalised over the 120, best first
     species_confidence: float
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class BreedClassifier(ABC):
@@ -178,8 +171,7 @@ class ImagenetDogsClassifier(BreedClassifier):
     ) -> None:
         self.backbone = backbone_spec(backbone).name
         self.weights = weights
-        default_name = f"{self.backbone.removeprefix('efficientnet_')}-imagenet-dogs"
-        super().__init__(name or default_name, device, runtime, cache_dir)
+        super().__init__(name or imagenet_dogs_name(self.backbone), device, runtime, cache_dir)
         self._breed_index = torch.tensor(stanford_dogs_imagenet_indices())
 
     @cached_property

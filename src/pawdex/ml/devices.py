@@ -18,7 +18,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Reduced precision for inference on this device, or None for full float32."""
+    """Reduced precision on this device (inference and training), or None for full float32."""
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -30,3 +30,9 @@ def autocast(device: torch.device) -> AbstractContextManager[object]:
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for training under ``autocast(device)``: on only when that is float16
+    (bf16 has float32's range and needs none); disabled, it passes everything through."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)

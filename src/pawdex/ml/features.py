@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from pawdex.fileio import atomic_path
 from pawdex.ml.devices import autocast, resolve_device
 
 log = logging.getLogger(__name__)
@@ -53,19 +52,6 @@ def _load_cache(path: Path, expected: int) -> tuple[torch.Tensor, torch.Tensor] 
         log.warning("event=feature_cache_stale path=%s", path)
         return None
     return features.float(), labels.long()
-
-
-def save_atomic(obj: object, path: Path) -> Path:
-    """torch.save to a temporary file beside ``path``, then rename: readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def extract_features(
@@ -125,8 +111,8 @@ def extract_features(
     else:
         features, all_labels = torch.empty(0, 0), torch.empty(0, dtype=torch.long)
     if cache is not None:
-        save_atomic(
-            {"format": CACHE_FORMAT, "features": features, "labels": all_labels}, Path(cache)
-        )
+        payload = {"format": CACHE_FORMAT, "features": features, "labels": all_labels}
+        with atomic_path(Path(cache)) as tmp:
+            torch.save(payload, tmp)
         log.info("event=feature_cache_saved path=%s n=%d", cache, features.shape[0])
     return features, all_labels

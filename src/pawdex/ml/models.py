@@ -14,10 +14,11 @@ from typing import Any
 
 import timm
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, resolve_data_config
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from pawdex.ml.backbones import BACKBONES, BackboneWeightsError, backbone_spec, create_backbone
+from pawdex.ml.presets import DEFAULT_CROP_PCT, timm_data_config
 
 SCRATCH = ("lenet5", "smallcnn")
 _SCRATCH_INPUT_SIZE = {"lenet5": 32, "smallcnn": 224}
@@ -299,15 +300,10 @@ def data_config(arch: str) -> dict[str, Any]:
             "input_size": (3, size, size),
             "mean": tuple(IMAGENET_DEFAULT_MEAN),
             "std": tuple(IMAGENET_DEFAULT_STD),
-            "crop_pct": 0.875,
+            "crop_pct": DEFAULT_CROP_PCT,
             "interpolation": "bilinear",
         }
-    cfg = timm.models.get_pretrained_cfg(timm_name(arch))
-    resolved = resolve_data_config({}, pretrained_cfg=cfg.to_dict() if cfg else {})
-    return {
-        key: tuple(resolved[key]) if isinstance(resolved[key], list | tuple) else resolved[key]
-        for key in ("input_size", "mean", "std", "crop_pct", "interpolation")
-    }
+    return timm_data_config(timm_name(arch))
 
 
 def model_input_size(arch: str) -> int:

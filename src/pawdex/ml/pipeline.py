@@ -88,12 +88,11 @@ def _imagenet_init(
 def _transforms(opts: TrainOptions, config: dict[str, Any]):
     size = int(config["input_size"][-1])
     mean, std = config["mean"], config["std"]
-    interpolation = config.get("interpolation", "bicubic")
+    interpolation = config["interpolation"]
     train_tf = train_transform(opts.preset, size, mean, std, interpolation=interpolation)
     eval_tf = eval_transform(
-        opts.eval_preset, size, mean, std,
-        interpolation=interpolation, crop_pct=config.get("crop_pct", 0.875),
-    )  # fmt: skip
+        opts.eval_preset, size, mean, std, interpolation=interpolation, crop_pct=config["crop_pct"]
+    )
     return train_tf, eval_tf
 
 

@@ -6,13 +6,15 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from pawdex.ml.backbones import BACKBONES
 from pawdex.ml.classifier import BreedClassifier, ImagenetDogsClassifier
+from pawdex.model_names import DEFAULT_MODEL, imagenet_dogs_name
 
-DEFAULT_CLASSIFIER = "lite1-imagenet-dogs"  # docs/default-model.md
+DEFAULT_CLASSIFIER = DEFAULT_MODEL
 
 CLASSIFIERS: dict[str, Callable[..., BreedClassifier]] = {
-    f"lite{n}-imagenet-dogs": partial(ImagenetDogsClassifier, f"efficientnet_lite{n}")
-    for n in (0, 1, 2)
+    imagenet_dogs_name(backbone): partial(ImagenetDogsClassifier, backbone)
+    for backbone in BACKBONES
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from pawdex.fileio import atomic_path
 
 Runtime = Literal["auto", "torch", "onnx"]
 RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx")
@@ -59,27 +60,20 @@ def torch_forward(model: nn.Module, device: torch.device) -> Forward:
 def export_onnx(model: nn.Module, input_size: int, path: Path) -> Path:
     """Export ``model`` (CPU, eval) with a dynamic batch axis; atomic, so workers starting
     together never read a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 3, input_size, input_size)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(
-                model.cpu().eval(),
-                (example,),
-                tmp,
-                input_names=["images"],
-                output_names=["logits"],
-                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared by workers
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    # Readable by all: the cache is shared by workers.
+    with atomic_path(path, mode=0o644) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model.cpu().eval(),
+            (example,),
+            str(tmp),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 

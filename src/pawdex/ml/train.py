@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -24,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from pawdex.ml.devices import resolve_device
-from pawdex.ml.features import save_atomic
+from pawdex.fileio import atomic_path, atomic_write_text
+from pawdex.ml.devices import autocast, grad_scaler, resolve_device
 from pawdex.ml.models import make_head
 
 log = logging.getLogger(__name__)
@@ -147,23 +146,18 @@ def _scheduler(
     return None
 
 
-def _amp(device: torch.device):
-    """bf16 autocast on CUDA where supported (no loss scaling needed); full float32 otherwise."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
-
-
 def _run_epoch(
     model: nn.Module,
     loader: DataLoader,
     criterion: nn.Module,
     device: torch.device,
     optimizer: torch.optim.Optimizer | None,
+    scaler: torch.amp.GradScaler,
     desc: str,
     progress: bool,
 ) -> tuple[float, float]:
-    """Mean loss and accuracy over ``loader``; trains when ``optimizer`` is given."""
+    """Mean loss and accuracy over ``loader``; trains when ``optimizer`` is given (its
+    gradients through ``scaler``, a pass-through unless the precision is float16)."""
     training = optimizer is not None
     model.train(training)
     total_loss, correct, seen = 0.0, 0, 0
@@ -174,13 +168,14 @@ def _run_epoch(
             targets = torch.as_tensor(targets).to(device, non_blocking=True).long()
             if inputs.ndim == 4:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with _amp(device):
+            with autocast(device):
                 logits = model(inputs)
                 loss = criterion(logits.float(), targets)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             n = targets.shape[0]
             total_loss += float(loss.detach()) * n
             correct += int((logits.detach().argmax(dim=1) == targets).sum())
@@ -192,12 +187,12 @@ def _run_epoch(
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with tmp.open("w", newline="") as fh:
+    def write(fh) -> None:
         writer = csv.DictWriter(fh, fieldnames=METRICS_COLUMNS)
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
+
+    atomic_write_text(path, write, mode=0o644)
 
 
 def fit(
@@ -229,6 +224,7 @@ def fit(
     optimizer = _optimizer(model, config)
     scheduler = _scheduler(optimizer, config)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    scaler = grad_scaler(device)
     shuffle = torch.Generator()
 
     history: list[dict] = []
@@ -241,6 +237,8 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         start_epoch, history = state["epoch"], state["history"]
         best_epoch, bad_epochs = state["best_epoch"], state["bad_epochs"]
         best_val_loss, best_val_acc = state["best_val_loss"], state["best_val_acc"]
@@ -274,10 +272,11 @@ def fit(
         started = time.perf_counter()
         lr = max(group["lr"] for group in optimizer.param_groups)
         train_loss, train_acc = _run_epoch(
-            model, train_loader, criterion, device, optimizer, f"train {epoch + 1}", config.progress
-        )
+            model, train_loader, criterion, device, optimizer, scaler, f"train {epoch + 1}",
+            config.progress,
+        )  # fmt: skip
         val_loss, val_acc = _run_epoch(
-            model, val_loader, criterion, device, None, f"val {epoch + 1}", config.progress
+            model, val_loader, criterion, device, None, scaler, f"val {epoch + 1}", config.progress
         )
         if scheduler is not None:
             scheduler.step()
@@ -293,29 +292,30 @@ def fit(
         history.append(row)
         if val_loss < best_val_loss:
             best_val_loss, best_val_acc, best_epoch, bad_epochs = val_loss, val_acc, epoch + 1, 0
-            save_atomic(model.state_dict(), best_path)
+            with atomic_path(best_path) as tmp:
+                torch.save(model.state_dict(), tmp)
         else:
             bad_epochs += 1
             stopped_early = config.patience > 0 and bad_epochs >= config.patience
-        save_atomic(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "epoch": epoch + 1,
-                "best_epoch": best_epoch,
-                "best_val_loss": best_val_loss,
-                "best_val_acc": best_val_acc,
-                "bad_epochs": bad_epochs,
-                "stopped_early": stopped_early,
-                "history": history,
-                "config": asdict(config),
-                "shuffle_rng": shuffle.get_state(),
-                "rng": _rng_state(),
-            },
-            last_path,
-        )
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict(),
+            "epoch": epoch + 1,
+            "best_epoch": best_epoch,
+            "best_val_loss": best_val_loss,
+            "best_val_acc": best_val_acc,
+            "bad_epochs": bad_epochs,
+            "stopped_early": stopped_early,
+            "history": history,
+            "config": asdict(config),
+            "shuffle_rng": shuffle.get_state(),
+            "rng": _rng_state(),
+        }
+        with atomic_path(last_path) as tmp:
+            torch.save(checkpoint, tmp)
         _write_metrics(metrics_path, history)
         epochs.set_postfix(val_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.3f}")
         if on_epoch is not None:  # e.g. a tuner's pruning check, which may raise to stop

@@ -59,15 +59,7 @@ class TrainedClassifier(BreedClassifier):
 
     @cached_property
     def preset(self) -> EvalPreset:
-        p = self.preprocessing
-        size = p["input_size"]
-        return EvalPreset(
-            input_size=int(size[-1] if isinstance(size, list) else size),
-            interpolation=p.get("interpolation", "bicubic"),
-            crop_pct=float(p.get("crop_pct", 0.875)),
-            mean=tuple(p["mean"]),
-            std=tuple(p["std"]),
-        )
+        return EvalPreset.from_data_config(self.preprocessing)
 
     def _build(self) -> nn.Module:
         from pawdex.ml.artifacts import load_model_dir
