@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Request, Security
 from fastapi.security import (
@@ -14,6 +15,8 @@ from fastapi.security import (
     HTTPBearer,
 )
 from sqlalchemy.orm import Session
+from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 
 from pawdex.core.cursors import MAX_ROW_ID
 from pawdex.core.db import session_factory
@@ -39,38 +42,80 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # Database integers are 32-bit: a larger id is simply not found, never a database error.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id")]
 
-_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
-_bearer_key = HTTPBearer(auto_error=False, description="The same key as a Bearer token.")
+T = TypeVar("T")
+
+
+def found(value: T | None, what: str) -> T:
+    """``value``, or a 404 ``{what} not found`` when there is none: the api package's one way
+    to answer 404."""
+    if value is None:
+        raise HTTPException(404, f"{what} not found")
+    return value
+
+
 SESSION_COOKIE = "pawdex_key"
 UI_HEADER = "X-Requested-With"  # the web UI sends it with every cookie-authenticated change
+_TOUCH_EVERY = timedelta(minutes=1)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class PresentedKey:
+    plain: str
+    by_cookie: bool  # the web UI's session cookie, not a header
+
+
+def presented_key(headers: Headers) -> PresentedKey | None:
+    """The API key a request carries: ``X-API-Key``, else ``Authorization: Bearer``, else the
+    web UI's session cookie. The one reading of them: authentication (``current_key``), the
+    rate limit (``api.limits``) and sign-in (``POST /v1/session``) all ask here."""
+    if plain := headers.get("x-api-key"):
+        return PresentedKey(plain, by_cookie=False)
+    scheme, _, credentials = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return PresentedKey(credentials.strip(), by_cookie=False)
+    if plain := cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE, "").strip():
+        return PresentedKey(plain, by_cookie=True)
+    return None
+
+
+# The three ways in, as OpenAPI security schemes: they document, ``presented_key`` reads.
+_header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
+_bearer_key = HTTPBearer(auto_error=False, description="The same key as a Bearer token.")
 _cookie_key = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False, description="The web UI's session (POST /v1/session)."
 )
-_TOUCH_EVERY = timedelta(minutes=1)
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _documented_schemes(
+    _header: Annotated[str | None, Security(_header_key)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_key)],
+    _cookie: Annotated[str | None, Security(_cookie_key)],
+) -> None:
+    """Lists the schemes in the OpenAPI document of every route that needs a key."""
 
 
 def current_key(
     request: Request,
     session: SessionDep,
-    header: Annotated[str | None, Security(_header_key)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_key)],
-    cookie: Annotated[str | None, Security(_cookie_key)],
+    _schemes: Annotated[None, Depends(_documented_schemes)],
 ) -> ApiKey:
-    plain = header or (bearer.credentials if bearer else None)
-    if not plain and cookie:
-        # A cookie travels with requests that other sites make the browser send; a custom
-        # header cannot be set by them (not without a CORS preflight this API never grants).
-        if request.method not in _SAFE_METHODS and UI_HEADER not in request.headers:
-            raise HTTPException(403, f"a change signed in by cookie needs the {UI_HEADER} header")
-        plain = cookie
-    if not plain:
+    presented = presented_key(request.headers)
+    if presented is None:
         raise HTTPException(
             401,
             "an API key is required (header X-API-Key or Authorization: Bearer)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key = find_active_key(session, plain)
+    # A cookie travels with requests that other sites make the browser send; a custom
+    # header cannot be set by them (not without a CORS preflight this API never grants).
+    if (
+        presented.by_cookie
+        and request.method not in _SAFE_METHODS
+        and UI_HEADER not in request.headers
+    ):
+        raise HTTPException(403, f"a change signed in by cookie needs the {UI_HEADER} header")
+    key = find_active_key(session, presented.plain)
     if key is None:
         raise HTTPException(
             401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}

@@ -6,17 +6,15 @@ FastAPI reads a multipart body before it resolves the route's dependencies.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pawdex.api.deps import SESSION_COOKIE
+from pawdex.api.deps import presented_key
 from pawdex.api.ratelimit import RateLimiter
 from pawdex.core.keys import hash_key
 from pawdex.core.settings import Settings
@@ -87,10 +85,10 @@ class RateLimit:
             and settings.rate_limit_per_minute > 0
             and scope["path"].startswith("/v1/")
             and (key := presented_key(Headers(scope=scope)))
-            and key[:10] not in _exempt(settings)
+            and key.plain[:10] not in _exempt(settings)
         ):
             wait = await self.limiter.take(
-                hash_key(key), settings.rate_limit_per_minute, settings.rate_limit_burst
+                hash_key(key.plain), settings.rate_limit_per_minute, settings.rate_limit_burst
             )
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
@@ -103,21 +101,6 @@ class RateLimit:
                 )
                 return await _error(error, scope, receive, send)
         await self.app(scope, receive, send)
-
-
-def presented_key(headers: Headers) -> str | None:
-    """The key of ``X-API-Key``, ``Authorization: Bearer`` or the web UI's session cookie
-    (as ``api.deps`` reads them)."""
-    if key := headers.get("x-api-key"):
-        return key
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    cookies = SimpleCookie()
-    with contextlib.suppress(CookieError):
-        cookies.load(headers.get("cookie", ""))
-    morsel = cookies.get(SESSION_COOKIE)
-    return morsel.value if morsel and morsel.value else None
 
 
 def _exempt(settings: Settings) -> set[str]:

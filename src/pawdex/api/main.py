@@ -15,9 +15,8 @@ from pawdex.api.limits import BodySizeLimit, RateLimit
 from pawdex.api.metrics import Metrics
 from pawdex.api.ratelimit import make_rate_limiter
 from pawdex.api.routers import admin, animals, files, health, jobs, session, ui, uploads
-from pawdex.core.catalog import InvalidQuery
-from pawdex.core.errors import PawdexError, UnsupportedArchive
-from pawdex.core.jobs import InvalidCursor, JobConflict
+from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
+from pawdex.core.jobs import JobConflict
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.settings import Settings, get_settings
 from pawdex.core.uploads import BrokerUnavailable, UploadTooLarge

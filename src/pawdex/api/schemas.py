@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from pawdex.core.catalog import AnimalRecord
 from pawdex.core.jobs import job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
 from pawdex.core.models import ApiKey, Job, JobKind, JobStatus, LabelSource, Role
+
+if TYPE_CHECKING:
+    from pawdex.core.monitoring import Overview
 
 
 class ErrorOut(BaseModel):
@@ -207,3 +210,88 @@ class KeyOut(BaseModel):
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
         return cls(name=key.name, role=key.role, prefix=key.prefix)
+
+
+class QueueOut(BaseModel):
+    name: str
+    depth: int | None
+
+
+class WorkerOut(BaseModel):
+    hostname: str
+    queues: list[str]
+    device: str | None
+    runtime: str | None
+    model_version: str | None
+    current_task: str | None
+    last_seen: datetime
+    online: bool
+    batches: int
+    photos: int
+    last_batch_seconds: float | None
+
+
+class MinuteOut(BaseModel):
+    minute: str
+    photos: int
+
+
+class FailureOut(BaseModel):
+    job_id: str
+    name: str
+    error: str
+    created_at: datetime
+
+
+class ModelOut(BaseModel):
+    version: str
+    name: str
+
+
+class OverviewOut(BaseModel):
+    queues: list[QueueOut]
+    workers: list[WorkerOut]
+    throughput: list[MinuteOut]
+    photos_last_hour: int
+    failures_last_hour: int
+    jobs_by_status: dict[str, int]
+    recent_failures: list[FailureOut]
+    active_model: ModelOut | None
+    breeds: list[BreedCount]
+    flower_url: str | None
+
+    @classmethod
+    def of(cls, o: Overview, flower_url: str | None) -> OverviewOut:
+        return cls(
+            queues=[QueueOut(name=n, depth=d) for n, d in o.queues.items()],
+            workers=[
+                WorkerOut(
+                    hostname=w.hostname,
+                    queues=w.queues,
+                    device=w.device,
+                    runtime=w.runtime,
+                    model_version=w.model_version,
+                    current_task=w.current_task,
+                    last_seen=w.last_seen,
+                    online=online,
+                    batches=w.batches,
+                    photos=w.photos,
+                    last_batch_seconds=w.last_batch_seconds,
+                )
+                for w, online in o.workers
+            ],
+            throughput=[MinuteOut(minute=m, photos=n) for m, n in o.throughput],
+            photos_last_hour=sum(n for _, n in o.throughput),
+            failures_last_hour=o.failures_last_hour,
+            jobs_by_status=o.jobs_by_status,
+            recent_failures=[FailureOut(**vars(f)) for f in o.recent_failures],
+            active_model=ModelOut(version=o.active_model[0], name=o.active_model[1])
+            if o.active_model
+            else None,
+            breeds=[BreedCount(breed=b, count=n) for b, n in o.breeds],
+            flower_url=flower_url,
+        )
+
+
+class ReindexIn(BaseModel):
+    all: StrictBool = False

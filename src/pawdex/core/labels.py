@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from pawdex.core.model_versions import active_version
 from pawdex.core.errors import PawdexError
+from pawdex.core.model_versions import active_version
 from pawdex.core.models import ApiKey, Image, Label, Prediction
 from pawdex.core.storage import Storage
-from pawdex.taxonomy import BREED_NAMES
+from pawdex.taxonomy import BREED_NAMES, SPECIES
 
-SPECIES = ("dog", "cat", "other")
 _BREEDS = frozenset(BREED_NAMES)
 
 
@@ -98,18 +98,27 @@ CSV_COLUMNS = [
 ]  # fmt: skip
 
 
-def labels_csv(session: Session) -> Iterator[str]:
+def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """``header`` then ``rows`` as CSV text, one chunk a row: a download or a file streams
+    without the whole table in memory (the API's CSV downloads, the labels export)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for row in iter_current_labels(session):
-        writer.writerow([
-            row.image_id, row.sha256, row.path, row.species, row.breed or "", row.model_breed or "",
-            row.labelled_by, row.labelled_at,
-        ])  # fmt: skip
+    for row in itertools.chain([header], rows):
+        writer.writerow(row)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
+
+
+def labels_csv(session: Session) -> Iterator[str]:
+    return csv_chunks(CSV_COLUMNS, map(_csv_row, iter_current_labels(session)))
+
+
+def _csv_row(row: LabelledPhoto) -> list[object]:
+    return [
+        row.image_id, row.sha256, row.path, row.species, row.breed or "", row.model_breed or "",
+        row.labelled_by, row.labelled_at,
+    ]  # fmt: skip
 
 
 def export_image_folder(session: Session, storage: Storage, out: Path) -> dict[str, int]:

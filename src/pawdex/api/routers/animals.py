@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
-from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, require
+from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, found, require
 from pawdex.api.schemas import Animal, AnimalPage, BreedCount, LabelIn, ReviewPage, errors
 from pawdex.core.catalog import (
     AnimalFilters,
@@ -20,9 +18,9 @@ from pawdex.core.catalog import (
     iter_animals,
     list_animals,
 )
-from pawdex.core.labels import add_label, labels_csv
+from pawdex.core.labels import add_label, csv_chunks, labels_csv
 from pawdex.core.models import LabelSource, Role
-from pawdex.taxonomy import BREED_NAMES
+from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 router = APIRouter(
     prefix="/v1",
@@ -53,7 +51,7 @@ def animal_filters(
     breed: Annotated[
         str | None, Query(description="Stanford Dogs name, e.g. golden_retriever")
     ] = None,
-    species: Annotated[str | None, Query(pattern="^(dog|cat|other)$")] = None,
+    species: Annotated[str | None, Query(pattern=f"^({'|'.join(SPECIES)})$")] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     job_id: str | None = None,
@@ -75,22 +73,22 @@ def animal_filters(
 FiltersDep = Annotated[AnimalFilters, Depends(animal_filters)]
 
 
-def _csv_rows(records: Iterable[AnimalRecord]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for record in records:
-        a = Animal.of(record)
-        top = ";".join(f"{t.breed}:{t.confidence:.4f}" for t in a.top_k)
-        writer.writerow([
-            a.id, a.sha256, a.filename, a.path, a.species, a.breed or "", a.label_source.value,
-            a.model_breed or "", f"{a.confidence:.4f}", top, a.model_version, a.job_id or "",
-            a.width, a.height, a.indexed_at.isoformat(),
-        ])  # fmt: skip
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
+def _csv_row(record: AnimalRecord) -> list[object]:
+    a = Animal.of(record)
+    top = ";".join(f"{t.breed}:{t.confidence:.4f}" for t in a.top_k)
+    return [
+        a.id, a.sha256, a.filename, a.path, a.species, a.breed or "", a.label_source.value,
+        a.model_breed or "", f"{a.confidence:.4f}", top, a.model_version, a.job_id or "",
+        a.width, a.height, a.indexed_at.isoformat(),
+    ]  # fmt: skip
+
+
+def _csv_download(chunks: Iterator[str], filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get(
@@ -119,21 +117,15 @@ def animals(
         records = iter_animals(session, filters, sort)
         # Read the first page now: a bad query is a 400, not a 200 whose stream breaks off.
         first = list(itertools.islice(records, 1))
-        return StreamingResponse(
-            _csv_rows(itertools.chain(first, records)),
-            media_type="text/csv",
-            headers={"Content-Disposition": 'attachment; filename="animals.csv"'},
-        )
+        rows = map(_csv_row, itertools.chain(first, records))
+        return _csv_download(csv_chunks(CSV_COLUMNS, rows), "animals.csv")
     records, next_cursor = list_animals(session, filters, sort, limit, cursor)
     return AnimalPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor)
 
 
 @router.get("/animals/{animal_id}", response_model=Animal, responses=errors(404))
 def animal(animal_id: RowId, session: SessionDep, model_version: ModelVersionDep) -> Animal:
-    record = get_animal(session, animal_id, model_version)
-    if record is None:
-        raise HTTPException(404, f"animal {animal_id} not found")
-    return Animal.of(record)
+    return Animal.of(found(get_animal(session, animal_id, model_version), f"animal {animal_id}"))
 
 
 @router.get("/breeds", response_model=list[BreedCount])
@@ -168,13 +160,10 @@ def review(
 def label(animal_id: RowId, body: LabelIn, session: SessionDep, key: ArchivistKey) -> Animal:
     """Confirm or correct the breed, or say "not a dog" (species cat or other) — archivists.
     Stored beside the model's prediction; the newest label is the one shown."""
-    if get_animal(session, animal_id) is None:
-        raise HTTPException(404, f"animal {animal_id} not found")
+    found(get_animal(session, animal_id), f"animal {animal_id}")
     add_label(session, animal_id, body.species, body.breed, key)
     session.commit()
-    record = get_animal(session, animal_id)
-    assert record is not None
-    return Animal.of(record)
+    return Animal.of(found(get_animal(session, animal_id), f"animal {animal_id}"))
 
 
 @router.get(
@@ -187,8 +176,4 @@ def label(animal_id: RowId, body: LabelIn, session: SessionDep, key: ArchivistKe
 def labels(session: SessionDep) -> StreamingResponse:
     """Every photo a person labelled, with the label and what the model said (CSV): a
     training set (``pawdex labels export DIR`` writes it as an ImageFolder tree)."""
-    return StreamingResponse(
-        labels_csv(session),
-        media_type="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="labels.csv"'},
-    )
+    return _csv_download(labels_csv(session), "labels.csv")

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from pawdex.api.deps import RowId, SessionDep, SettingsDep, require
+from pawdex.api.deps import RowId, SessionDep, SettingsDep, found, require
 from pawdex.api.schemas import errors
 from pawdex.core.models import Image, Role
 from pawdex.core.storage import Storage
@@ -29,17 +29,10 @@ _PHOTO = {
 _THUMBNAIL = {"description": "A JPEG thumbnail.", "content": {"image/jpeg": _BINARY}}
 
 
-def _image(session, image_id: int) -> Image:
-    image = session.get(Image, image_id)
-    if image is None:
-        raise HTTPException(404, f"image {image_id} not found")
-    return image
-
-
 @router.get("/{image_id}/file", response_class=FileResponse, responses={200: _PHOTO})
 def image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The stored photo, byte for byte as uploaded."""
-    image = _image(session, image_id)
+    image = found(session.get(Image, image_id), f"image {image_id}")
     return FileResponse(
         Storage(settings.storage_dir).path(image.stored_path),
         media_type=media_type(image.format),
@@ -50,11 +43,10 @@ def image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> F
 @router.get("/{image_id}/thumbnail", response_class=FileResponse, responses={200: _THUMBNAIL})
 def image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """A small JPEG of the photo (shorter side `PAWDEX_THUMBNAIL_SIZE`), made at ingest."""
-    image = _image(session, image_id)
-    if not image.thumbnail_path:
-        raise HTTPException(404, f"image {image_id} has no thumbnail")
+    image = found(session.get(Image, image_id), f"image {image_id}")
+    thumbnail = found(image.thumbnail_path or None, f"thumbnail of image {image_id}")
     return FileResponse(
-        Storage(settings.storage_dir).path(image.thumbnail_path),
+        Storage(settings.storage_dir).path(thumbnail),
         media_type="image/jpeg",
         headers=IMMUTABLE,
     )

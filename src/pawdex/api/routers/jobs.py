@@ -2,24 +2,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session
 
-from pawdex.api.deps import AdminKey, SessionDep, SettingsDep, ViewerKey
+from pawdex.api.deps import AdminKey, SessionDep, SettingsDep, ViewerKey, found
 from pawdex.api.schemas import JobOut, JobPage, errors
-from pawdex.core.jobs import cancel_job, list_jobs, plan_retry
+from pawdex.core.jobs import cancel_job, job_with_errors, list_jobs, plan_retry
 from pawdex.core.models import Job, JobStatus
 from pawdex.core.queue import enqueue_classify_batches, enqueue_ingest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429))
 
 
-def _job_out(session, job_id: str) -> JobOut:
-    job = session.scalar(select(Job).options(selectinload(Job.errors)).where(Job.id == job_id))
-    if job is None:
-        raise HTTPException(404, f"job {job_id} not found")
-    return JobOut.of(job)
+def _job_out(session: Session, job_id: str) -> JobOut:
+    return JobOut.of(found(job_with_errors(session, job_id), f"job {job_id}"))
+
+
+def _existing(session: Session, job_id: str) -> None:
+    # Only the id: the action then reads the job under its own row lock.
+    found(session.scalar(select(Job.id).where(Job.id == job_id)), f"job {job_id}")
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404))
@@ -45,10 +47,8 @@ def get_jobs(
 def cancel(job_id: str, session: SessionDep, key: AdminKey) -> JobOut:
     """Stop a queued or running job (admin). Its queued tasks end without work, its ingest
     stops at the next batch; photos already indexed stay indexed."""
-    try:
-        cancel_job(session, job_id, by=key.name)
-    except LookupError:
-        raise HTTPException(404, f"job {job_id} not found") from None
+    _existing(session, job_id)
+    cancel_job(session, job_id, by=key.name)
     session.commit()
     return _job_out(session, job_id)
 
@@ -59,10 +59,8 @@ def cancel(job_id: str, session: SessionDep, key: AdminKey) -> JobOut:
 def retry(job_id: str, session: SessionDep, settings: SettingsDep, key: AdminKey) -> JobOut:
     """Queue again what a partial, failed or cancelled job did not finish (admin): photos
     whose classification failed or never ran, and the rest of an unfinished upload."""
-    try:
-        plan = plan_retry(session, job_id, by=key.name)
-    except LookupError:
-        raise HTTPException(404, f"job {job_id} not found") from None
+    _existing(session, job_id)
+    plan = plan_retry(session, job_id, by=key.name)
     session.commit()  # before the enqueue: the worker must find the job re-opened
     if plan.ingest:
         enqueue_ingest(job_id, settings)

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from pawdex.api.deps import SESSION_COOKIE, ViewerKey, current_key
-from pawdex.api.limits import presented_key
+from pawdex.api.deps import SESSION_COOKIE, ViewerKey, current_key, presented_key
 from pawdex.api.schemas import KeyOut, errors
 from pawdex.core.models import ApiKey
 
@@ -26,9 +25,10 @@ def sign_in(
 ) -> KeyOut:
     """Sign the browser in: send the key once (``X-API-Key``); it comes back as an HttpOnly,
     SameSite=Strict cookie that authenticates the UI's requests, images included."""
-    plain = presented_key(request.headers) or ""
+    presented = presented_key(request.headers)
+    assert presented is not None  # current_key found one
     response.set_cookie(
-        SESSION_COOKIE, plain.strip(), httponly=True, samesite="strict",
+        SESSION_COOKIE, presented.plain, httponly=True, samesite="strict",
         secure=request.url.scheme == "https", max_age=7 * 24 * 3600, path="/",
     )  # fmt: skip
     return KeyOut.of(key)

@@ -9,11 +9,24 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from pawdex.core.models import FINISHED_STATUSES, JobStatus, Role
+
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# The words the pages share with the API come from its enums: the templates name roles and
+# statuses through these, and base.html hands ``vocabulary`` to app.js.
+TEMPLATES.env.globals.update(
+    Role=Role,
+    job_statuses=[s.value for s in JobStatus],
+    vocabulary={
+        "roles": [r.value for r in Role],  # lowest first
+        "finished_statuses": [s.value for s in JobStatus if s in FINISHED_STATUSES],
+    },
+)
 
-# Everything the pages load is ours: no inline script, nothing from another origin, no
-# framing. Stored photos are user content; this keeps any that slip through inert.
+# Everything the pages load is ours: no inline script (base.html's JSON block is data, not
+# run), nothing from another origin, no framing. Stored photos are user content; this keeps
+# any that slip through inert.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "

@@ -2,8 +2,11 @@
 // API (same origin, session cookie). Data is only ever inserted as text (textContent,
 // setAttribute), never parsed as HTML.
 
-const ROLES = ["viewer", "archivist", "admin"];
-const FINISHED = new Set(["succeeded", "partial", "failed", "cancelled"]);
+// The server's words, rendered by base.html from its enums (pawdex.core.models): the roles,
+// lowest first, and the statuses of a finished job. Never spelled out here.
+const VOCABULARY = JSON.parse(document.getElementById("vocabulary").textContent);
+const ROLES = VOCABULARY.roles;
+const FINISHED = new Set(VOCABULARY.finished_statuses);
 const ARCHIVE = /\.(zip|tar|tar\.gz|tgz)$/i;
 // Cookie-authenticated changes must carry this header (the API refuses them otherwise).
 const UI_HEADER = { "X-Requested-With": "pawdex-ui" };
@@ -142,6 +145,12 @@ function clearError() {
 }
 
 const allows = (me, role) => me && ROLES.indexOf(me.role) >= ROLES.indexOf(role);
+
+/** Whether ``me`` may use ``el``: the page marks it (or a parent) with the least role. */
+function mayUse(me, el) {
+  const marked = el.closest("[data-min-role]");
+  return !marked || allows(me, marked.dataset.minRole);
+}
 
 /** Show what the signed-in key may use; hide the rest. */
 function applyRole(me) {
@@ -590,7 +599,7 @@ function initJob(me) {
     }
   }
 
-  if (allows(me, "admin")) {
+  if (mayUse(me, $("#cancel-job"))) {
     $("#cancel-job").addEventListener("click", (e) => act("cancel", e.currentTarget));
     $("#retry-job").addEventListener("click", (e) => act("retry", e.currentTarget));
   }
@@ -680,7 +689,7 @@ async function initAnimal(me) {
     return;
   }
   renderAnimal(animal);
-  if (!allows(me, "archivist")) return;
+  if (!mayUse(me, $("#label-panel"))) return;
 
   const statusLine = $("#label-status");
   const select = $("#correct-breed");
