@@ -1,21 +1,128 @@
-"""Uploads: single or many photos, and archives. Both answer 202 with the queued job."""
+"""Uploads: single or many photos, and archives. Both answer 202 with the queued job.
+
+The multipart body is parsed as it arrives and each file written straight into the spool
+(:class:`SpoolingRequest`): never into a Starlette temporary file first, never copied. The
+routes still declare their ``file`` parts as ``UploadFile``: FastAPI validates and documents
+them as before (the OpenAPI contract is unchanged); each one stands for its spool file.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, UploadFile, status
+import anyio
+from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile, status
+from fastapi.routing import APIRoute
+from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from pawdex.api.deps import SettingsDep, require
 from pawdex.api.schemas import JobAccepted, errors
 from pawdex.core.models import JobKind, Role
-from pawdex.core.uploads import IncomingFile, submit
+from pawdex.core.uploads import (
+    MalformedUpload,
+    MultipartSpool,
+    SpoolBatch,
+    SpooledFile,
+    UploadTooLarge,
+    submit_batch,
+)
+
+FEED_BYTES = 1024 * 1024  # body chunks handed to the parser's thread together
+
+
+class SpooledUpload(UploadFile):
+    """A file part already written (and closed) in the spool: read it from ``spooled.path``."""
+
+    def __init__(self, spooled: SpooledFile) -> None:
+        with spooled.path.open("rb") as closed:  # no descriptor held per file
+            super().__init__(closed, size=spooled.size, filename=spooled.name)
+        self.spooled = spooled
+
+    async def close(self) -> None:
+        """Nothing is open."""
+
+
+class SpoolingRequest(Request):
+    """A request whose ``multipart/form-data`` form streams its files into a spool batch."""
+
+    batch: SpoolBatch | None = None
+
+    async def form(  # type: ignore[override]  (awaited by FastAPI, never used as a context)
+        self,
+        *,
+        max_files: int | float = 1000,
+        max_fields: int | float = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> FormData:
+        limits = {"max_files": max_files, "max_fields": max_fields, "max_part_size": max_part_size}
+        content_type = self.headers.get("content-type", "")
+        if parse_options_header(content_type)[0] != b"multipart/form-data":
+            return await super().form(**limits)  # Starlette's (no files): a 422 follows
+        if self._form is None:
+            try:
+                self._form = await self._spool(content_type, limits)
+            except UploadTooLarge as exc:
+                raise HTTPException(413, str(exc)) from exc
+            except MalformedUpload as exc:
+                raise HTTPException(400, str(exc)) from exc
+        return self._form
+
+    async def _spool(self, content_type: str, limits: dict[str, Any]) -> FormData:
+        self.batch = SpoolBatch(self.app.state.settings)
+        parser = MultipartSpool(content_type, self.batch, **limits)
+        pending: list[bytes] = []
+        size = 0
+        async for chunk in self.stream():
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= FEED_BYTES:  # disk writes off the event loop, a megabyte at a time
+                await run_in_threadpool(parser.feed, pending)
+                pending, size = [], 0
+        return await run_in_threadpool(_finish, parser, pending)
+
+    async def discard_unclaimed(self) -> None:
+        """Delete the spooled files unless a job took them (a refused or failed request)."""
+        if self.batch is not None and not self.batch.claimed:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(self.batch.discard)
+
+
+def _finish(parser: MultipartSpool, rest: list[bytes]) -> FormData:
+    parser.feed(rest)
+    return FormData(
+        [
+            (name, SpooledUpload(value) if isinstance(value, SpooledFile) else value)
+            for name, value in parser.close()
+        ]
+    )
+
+
+class SpoolingRoute(APIRoute):
+    """FastAPI's route, handed a :class:`SpoolingRequest`; the spool batch of a request that
+    created no job (refused, invalid, disconnected, failed) is deleted when it ends."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def spooling_handler(request: Request) -> Response:
+            spooling = SpoolingRequest(request.scope, request.receive)
+            try:
+                return await handler(spooling)
+            finally:
+                await spooling.discard_unclaimed()
+
+        return spooling_handler
+
 
 router = APIRouter(
     prefix="/v1",
     tags=["uploads"],
     dependencies=[Depends(require(Role.archivist))],
     responses=errors(400, 401, 403, 413, 429, 503),
+    route_class=SpoolingRoute,
 )
 
 Files = Annotated[
@@ -23,14 +130,16 @@ Files = Annotated[
 ]
 
 
-def _incoming(files: list[UploadFile]) -> list[IncomingFile]:
-    return [IncomingFile(name=f.filename or "", stream=f.file) for f in files]
+def _batch(request: Request, files: list[UploadFile]) -> SpoolBatch:
+    batch = request.batch if isinstance(request, SpoolingRequest) else None
+    assert batch is not None and all(isinstance(f, SpooledUpload) for f in files)
+    return batch
 
 
 @router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def upload_images(file: Files, settings: SettingsDep) -> JobAccepted:
+def upload_images(file: Files, request: Request, settings: SettingsDep) -> JobAccepted:
     """Index one or more photos. Unreadable files become per-file errors of the job."""
-    return JobAccepted.of(submit(JobKind.images, _incoming(file), settings))
+    return JobAccepted.of(submit_batch(JobKind.images, _batch(request, file), settings))
 
 
 @router.post(
@@ -39,6 +148,6 @@ def upload_images(file: Files, settings: SettingsDep) -> JobAccepted:
     response_model=JobAccepted,
     responses=errors(415),
 )
-def upload_archive(file: Files, settings: SettingsDep) -> JobAccepted:
+def upload_archive(file: Files, request: Request, settings: SettingsDep) -> JobAccepted:
     """Index every photo of a .zip, .tar, .tar.gz or .tgz archive (folders kept as paths)."""
-    return JobAccepted.of(submit(JobKind.archive, _incoming(file), settings))
+    return JobAccepted.of(submit_batch(JobKind.archive, _batch(request, file), settings))
