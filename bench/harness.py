@@ -1,4 +1,5 @@
-"""pawdex as real processes (API server, Celery workers): start, wait for, follow, stop.
+"""pawdex as real processes (API server, Celery workers): start, wait for, stop. (Following
+a job is :func:`pawdex.cli.client.wait_job`.)
 
 Used by ``pawdex serve`` (embedded workers), ``pawdex bench`` and the integration and e2e
 tests. Children started here never outlive their parent: they are stopped in ``finally`` and,
@@ -12,32 +13,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # httpx is imported where it is used: `pawdex worker` never needs it
-    import httpx
-
-FINISHED = {"succeeded", "partial", "failed", "cancelled"}
+from pawdex.cli.processes import die_with_parent
+from pawdex.model_names import FAST_MODEL
 
 # The settings a stack started here always decides itself (never inherited from the caller).
 _PLACEMENT = ("PAWDEX_DATA_DIR", "PAWDEX_DATABASE_URL", "PAWDEX_BROKER_URL")
-
-
-def die_with_parent() -> None:
-    """Linux: the kernel sends SIGTERM to this child when its parent dies, however it dies
-    (uvicorn re-raises SIGTERM after its shutdown, which skips ``finally`` blocks).
-
-    Use as ``preexec_fn``. The signal follows the parent *thread* that started the child:
-    start children from a thread that lives as long as they should (the main thread)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -90,28 +75,6 @@ def wait_ready(
     raise TimeoutError(f"{base_url} not ready after {timeout}s")
 
 
-def wait_job(
-    client: httpx.Client,
-    job_id: str,
-    timeout: float = 600,
-    interval: float = 0.5,
-    on_progress: Callable[[dict], None] | None = None,
-) -> dict:
-    """Poll the job until it has finished; ``on_progress`` sees every unfinished state."""
-    deadline = time.monotonic() + timeout
-    job: dict = {}
-    while time.monotonic() < deadline:
-        response = client.get(f"/v1/jobs/{job_id}")
-        response.raise_for_status()
-        job = response.json()
-        if job["status"] in FINISHED:
-            return job
-        if on_progress is not None:
-            on_progress(job)
-        time.sleep(interval)
-    raise TimeoutError(f"job {job_id} still {job.get('status')} after {timeout}s: {job}")
-
-
 def base_env(data_dir: Path, *, inherit_settings: bool = False, **extra: str) -> dict[str, str]:
     """The environment of a stack whose data lives in ``data_dir``.
 
@@ -128,7 +91,7 @@ def base_env(data_dir: Path, *, inherit_settings: bool = False, **extra: str) ->
     env |= {"PAWDEX_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
     if not inherit_settings:
         env["PAWDEX_DEVICE"] = "cpu"
-        env["PAWDEX_MODEL"] = "lite0-imagenet-dogs"  # the fastest model: tests need speed
+        env["PAWDEX_MODEL"] = FAST_MODEL  # tests need speed
     env |= extra
     return env
 

@@ -49,10 +49,12 @@ from bench.harness import (
     running_stack,
     spawn,
     stop,
-    wait_job,
     wait_ready,
 )
+from pawdex.cli.client import wait_job
+from pawdex.core.models import JobStatus
 from pawdex.core.settings import Settings, get_settings
+from pawdex.core.storage import Storage
 
 DEFAULT_SOURCE_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -217,7 +219,7 @@ def _check_job(job: dict, expected: int | None) -> None:
     """Every photo accounted for, none failed."""
     accounted = job["done"] + job["duplicates"] + job["failed"]
     problems = []
-    if job["status"] != "succeeded":
+    if job["status"] != JobStatus.succeeded:
         problems.append(f"status {job['status']}")
     if job["failed"]:
         problems.append(f"{job['failed']} failed: {job['errors'][:5]}")
@@ -443,8 +445,9 @@ def measure_naive(
     }
 
 
-def seed_catalog(alchemy_url: str, rows: int, seed: int = 1234) -> None:
+def seed_catalog(alchemy_url: str, rows: int, storage: Storage, seed: int = 1234) -> None:
     """``rows`` images with one prediction each (one active model version), bulk-copied.
+    Their files are not written, but their keys are the ones ``storage`` would give them.
 
     Breeds follow a long-tailed (Zipf-like) distribution over the 120 Stanford Dogs names;
     ~88 % dogs, 8 % cats, 4 % other; confidences skewed high for dogs, as the model gives."""
@@ -473,9 +476,8 @@ def seed_catalog(alchemy_url: str, rows: int, seed: int = 1234) -> None:
                     name = f"photo-{i:06d}.jpg"
                     copy.write_row((
                         i, sha, name, f"{2015 + i % 10}/kennel-{i % 50:02d}/{name}", "JPEG",
-                        200_000 + i % 50_000, 1600, 1200, f"{sha[:2]}/{sha}.jpg",
-                        f"thumbnails/{sha[:2]}/{sha}.webp",
-                        now - timedelta(seconds=3 * (rows - i)),
+                        200_000 + i % 50_000, 1600, 1200, storage.image_key(sha, "JPEG"),
+                        storage.thumbnail_key(sha), now - timedelta(seconds=3 * (rows - i)),
                     ))  # fmt: skip
             with cur.copy(
                 "COPY predictions (image_id, model_version_id, species, breed, confidence,"
@@ -552,9 +554,10 @@ def measure_query(settings: Settings, opts: BenchOptions, root: Path) -> dict[st
 
     folder = root / "query"
     rng = random.Random(7)
+    data_dir = (folder / "data").resolve()
     with temp_database(admin) as url:
         env = base_env(
-            (folder / "data").resolve(),
+            data_dir,
             inherit_settings=True,
             PAWDEX_DATABASE_URL=url,
             PAWDEX_BROKER_URL="filesystem://",
@@ -562,7 +565,8 @@ def measure_query(settings: Settings, opts: BenchOptions, root: Path) -> dict[st
         )
         _migrate(env)
         started = time.perf_counter()
-        seed_catalog(url, opts.query_rows)
+        storage = Storage(settings.model_copy(update={"data_dir": data_dir}).storage_dir)
+        seed_catalog(url, opts.query_rows, storage)
         console.print(f"  seeded {opts.query_rows} rows in {time.perf_counter() - started:.1f} s")
         plan = explain_animals_query(url, "golden_retriever", 0.6)
         try:

@@ -139,7 +139,6 @@ class Row:
 @dataclass
 class Study:
     rows: list[Row] = field(default_factory=list)
-    head_lines: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
 
 

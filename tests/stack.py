@@ -1,7 +1,7 @@
 """Run pawdex as real processes (API server, Celery workers) for integration and e2e tests.
 
-The process helpers are product code (``pawdex bench`` uses them too): they live in
-:mod:`bench.harness` and are re-exported here for the tests."""
+The process helpers live in :mod:`bench.harness` (``pawdex bench`` uses them too), following
+a job in :mod:`pawdex.cli.client`: they are re-exported here for the tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from bench.harness import (
-    FINISHED,
     Stack,
     admin_headers,
     base_env,
@@ -21,9 +20,10 @@ from bench.harness import (
     running_stack,
     spawn,
     stop,
-    wait_job,
     wait_ready,
 )
+from pawdex.cli.client import wait_job
+from pawdex.core.models import FINISHED_STATUSES as FINISHED
 
 __all__ = [
     "FINISHED",

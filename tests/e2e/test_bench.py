@@ -69,3 +69,29 @@ def test_bench_json_reports_every_figure(labelled_photos, pg_admin_url, tmp_path
     assert "bench" in result.stderr
     # The scratch dir (archives, data dirs, logs) is removed at the end.
     assert not any(scratch.iterdir())
+
+
+def test_the_query_bench_seeds_rows_with_the_storage_layout(pg_admin_url, tmp_path):
+    """The seeded catalogue looks like an indexed one: the keys are Storage's own."""
+    from sqlalchemy import select
+
+    from bench.run import seed_catalog, temp_database
+    from pawdex.core.db import session_scope
+    from pawdex.core.migrate import upgrade_to_head
+    from pawdex.core.models import Image
+    from pawdex.core.settings import Settings
+    from pawdex.core.storage import Storage
+
+    with temp_database(pg_admin_url) as url:
+        settings = Settings(data_dir=tmp_path, database_url=url)
+        upgrade_to_head(settings)
+        storage = Storage(settings.storage_dir)
+        seed_catalog(url, 20, storage)
+        with session_scope(settings) as session:
+            images = session.scalars(select(Image)).all()
+            seeded = [(i.sha256, i.format, i.stored_path, i.thumbnail_path) for i in images]
+    assert len(seeded) == 20
+    for sha256, image_format, stored_path, thumbnail_path in seeded:
+        assert stored_path == storage.image_key(sha256, image_format)
+        assert thumbnail_path == storage.thumbnail_key(sha256)
+        assert storage.path(stored_path).is_relative_to(storage.root)

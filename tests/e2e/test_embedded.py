@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -60,6 +61,32 @@ def test_index_local_without_a_server(labelled_photos, tmp_path):
     result = pawdex("index", "--local", str(archive), env=env, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"partial\s+│\s+8\s+│\s+5\s+│\s+1\s+│\s+2", result.stderr), result.stderr
+
+
+def test_index_local_reads_folders_and_photos_in_place(labelled_photos, tmp_path):
+    photos = pick(labelled_photos, dogs=3, others=0)
+    folder = tmp_path / "kennel"
+    (folder / "run-a").mkdir(parents=True)
+    for photo in photos[:2]:
+        shutil.copy(photo.path, folder / "run-a" / photo.path.name)
+    loose = tmp_path / photos[2].path.name
+    shutil.copy(photos[2].path, loose)
+    var = tmp_path / "var"
+    env = base_env(var, PAWDEX_BATCH_SIZE="4")
+
+    result = pawdex("index", "--local", str(folder), str(loose), env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"succeeded\s+│\s+2\s+│\s+2\s+│\s+0\s+│\s+0", result.stderr), result.stderr
+    assert re.search(r"succeeded\s+│\s+1\s+│\s+1\s+│\s+0\s+│\s+0", result.stderr), result.stderr
+    with sqlite3.connect(var / "pawdex.db") as db:
+        paths = {row[0] for row in db.execute("SELECT path FROM images")}
+    assert paths == {f"kennel/run-a/{p.path.name}" for p in photos[:2]} | {loose.name}
+    spool = var / "spool"
+    assert not spool.exists() or not any(spool.iterdir())  # nothing was zipped or copied
+    assert sorted(p.name for p in (folder / "run-a").iterdir()) == sorted(
+        p.path.name for p in photos[:2]
+    )  # and nothing read in place was deleted
+    assert loose.is_file()
 
 
 def test_predict_prints_breed_and_percent(labelled_photos, tmp_path):

@@ -160,7 +160,7 @@ def test_spooling_stops_at_the_limit_and_leaves_nothing(embedded_settings):
 def test_pawdex_index_waits_out_a_429_and_resends(monkeypatch):
     import httpx
 
-    from pawdex.cli import indexing
+    from pawdex.cli import client as cli_client
 
     answers = iter([429, 429, 202])
     seen: list[bytes] = []
@@ -172,11 +172,11 @@ def test_pawdex_index_waits_out_a_429_and_resends(monkeypatch):
         return httpx.Response(status, headers=headers, json={"job_id": "j1", "status": "queued"})
 
     waits: list[float] = []
-    monkeypatch.setattr(indexing.time, "sleep", waits.append)
+    monkeypatch.setattr(cli_client.time, "sleep", waits.append)
     client = httpx.Client(transport=httpx.MockTransport(handler), base_url="http://pawdex")
     data = jpeg_bytes(seed=11)
     files = {"file": ("a.jpg", io.BytesIO(data))}
-    response = indexing._request(client, "POST", "/v1/images", files=files)
+    response = cli_client.request(client, "POST", "/v1/images", files=files)
     assert response.status_code == 202
     assert waits == [2.0, 2.0]
     assert len(seen) == 3 and all(data in body for body in seen)  # the file whole each time

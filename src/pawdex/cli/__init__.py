@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from bench.harness import die_with_parent
 from pawdex.cli.models import models_app, reindex
+from pawdex.cli.processes import die_with_parent
 from pawdex.cli.training import augment_grid, evaluate, experiment, train, tune
 from pawdex.core.settings import get_settings
 

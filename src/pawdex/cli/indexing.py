@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -15,13 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pawdex.cli.client import get_job, poll_job, read_job, request
 from pawdex.core.archive import detect_archive_kind
+from pawdex.core.models import JobStatus
 from pawdex.core.settings import Settings
 
 console = Console(stderr=True)
-FINISHED = {"succeeded", "partial", "failed", "cancelled"}
 PHOTOS_PER_REQUEST = 200
-RATE_LIMITED_RETRIES = 30
+POLL_S = 0.5
 
 
 def _folder_as_zip(folder: Path, tmp: Path) -> Path:
@@ -52,49 +52,38 @@ def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
         yield items[start : start + size]
 
 
-def _request(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:
-    """Send; on 429 (the key's rate limit), wait as long as ``Retry-After`` says and resend
-    (httpx rewinds the files of a multipart body)."""
-    for _ in range(RATE_LIMITED_RETRIES):
-        response = client.request(method, url, **kwargs)
-        if response.status_code != 429:
-            return response
-        time.sleep(min(60.0, float(response.headers.get("Retry-After", "1"))))
-    return response
-
-
 def _post(client: httpx.Client, endpoint: str, files: list[Path]) -> str:
     with ExitStack() as stack:
         parts = [("file", (p.name, stack.enter_context(p.open("rb")))) for p in files]
-        response = _request(client, "POST", endpoint, files=parts)
+        response = request(client, "POST", endpoint, files=parts)
     if response.status_code != 202:
         raise SystemExit(f"{endpoint}: {response.status_code} {response.text}")
     return response.json()["job_id"]
 
 
 def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
-    """Progress bars until every job has finished; returns the final job documents."""
-    final: dict[str, dict] = {}
+    """Progress bars until every job has finished (in the order they were queued, as the
+    workers take them); returns the final job documents."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[status]}"), TimeElapsedColumn())  # fmt: skip
+    final: list[dict] = []
     with Progress(*columns, console=console) as progress:
         bars = {
             jid: progress.add_task(label, total=None, status="queued")
             for jid, label in jobs.items()
         }
-        while len(final) < len(jobs):
-            for job_id, bar in bars.items():
-                if job_id in final:
-                    continue
+        for job_id, bar in bars.items():
+
+            def shown(job_id: str = job_id, bar: int = bar) -> dict:
                 doc = fetch(job_id)
                 seen = doc["done"] + doc["failed"] + doc["duplicates"]
                 progress.update(
                     bar, completed=seen, total=doc["total"] or None, status=doc["status"]
                 )
-                if doc["status"] in FINISHED:
-                    final[job_id] = doc
-            time.sleep(0.5)
-    return [final[j] for j in jobs]
+                return doc
+
+            final.append(poll_job(shown, timeout=None, interval=POLL_S))
+    return final
 
 
 def summarise(docs: list[dict]) -> bool:
@@ -108,7 +97,7 @@ def summarise(docs: list[dict]) -> bool:
             console.print(f"[red]{err['name']}[/red]: {err['error']}")
         if len(d["errors"]) > 50:
             console.print(f"… and {len(d['errors']) - 50} more errors in job {d['id']}")
-    return all(d["status"] in {"succeeded", "partial"} for d in docs)
+    return all(d["status"] in {JobStatus.succeeded, JobStatus.partial} for d in docs)
 
 
 def index_remote(paths: list[Path], server: str, wait: bool, api_key: str | None) -> bool:
@@ -127,44 +116,37 @@ def index_remote(paths: list[Path], server: str, wait: bool, api_key: str | None
             console.print(f"queued job {job_id} ({label})")
         if not wait:
             return True
-
-        def fetch(job_id: str) -> dict:
-            response = _request(client, "GET", f"/v1/jobs/{job_id}")
-            response.raise_for_status()
-            return response.json()
-
-        return summarise(follow(jobs, fetch))
+        return summarise(follow(jobs, lambda job_id: get_job(client, job_id)))
 
 
 def index_local(paths: list[Path], settings: Settings) -> bool:
-    """Index without a server: the same ingest and classify code, run in this process."""
-    from sqlalchemy import select
-    from sqlalchemy.orm import selectinload
+    """Index without a server: the same ingest and classify code, run in this process, on
+    files, archives and folders read where they are (nothing is copied or zipped)."""
 
-    from pawdex.api.schemas import JobOut
     from pawdex.core.db import session_scope
     from pawdex.core.jobs import fail_job
     from pawdex.core.migrate import upgrade_to_head
-    from pawdex.core.models import Job, JobKind
+    from pawdex.core.models import JobKind
     from pawdex.core.queue import get_celery
-    from pawdex.core.uploads import IncomingFile, submit
+    from pawdex.core.uploads import record_in_place
     from pawdex.worker.ingest import ingest_job
+    from pawdex.worker.model_cache import preload
 
     upgrade_to_head(settings)
+    settings.ensure_dirs()
+    preload(settings)  # this process is the worker: it registers the model it serves
     celery = get_celery(settings)
     celery.conf.task_always_eager = True
     import pawdex.worker.tasks  # noqa: F401  registers the tasks for eager runs
 
-    with tempfile.TemporaryDirectory() as tmp:
-        archives, photos = plan_uploads(paths, Path(tmp))
-        groups = [(JobKind.archive, [a]) for a in archives]
-        groups += [(JobKind.images, c) for c in _chunks(photos, PHOTOS_PER_REQUEST)]
-        jobs: dict[str, str] = {}
-        for kind, files in groups:
-            with ExitStack() as stack:
-                incoming = [IncomingFile(p.name, stack.enter_context(p.open("rb"))) for p in files]
-                job = submit(kind, incoming, settings, enqueue=False)
-            jobs[job.id] = files[0].name if kind == JobKind.archive else f"{len(files)} photos"
+    archives = [p for p in paths if p.is_dir() or detect_archive_kind(p) is not None]
+    photos = [p for p in paths if p not in archives]
+    groups = [(JobKind.archive, [a]) for a in archives]
+    groups += [(JobKind.images, c) for c in _chunks(photos, PHOTOS_PER_REQUEST)]
+    jobs: dict[str, str] = {}
+    for kind, files in groups:
+        job = record_in_place(kind, files, settings)
+        jobs[job.id] = files[0].name if kind == JobKind.archive else f"{len(files)} photos"
 
     def run_all() -> None:
         for job_id in jobs:
@@ -177,13 +159,6 @@ def index_local(paths: list[Path], settings: Settings) -> bool:
     runner = threading.Thread(target=run_all, daemon=True)
     runner.start()
 
-    def fetch(job_id: str) -> dict:
-        with session_scope(settings) as session:
-            job = session.scalar(
-                select(Job).options(selectinload(Job.errors)).where(Job.id == job_id)
-            )
-            return JobOut.model_validate(job).model_dump(mode="json")
-
-    docs = follow(jobs, fetch)
+    docs = follow(jobs, lambda job_id: read_job(settings, job_id))
     runner.join()
     return summarise(docs)

@@ -132,24 +132,20 @@ def _reindex(settings: Settings, everything: bool, wait: bool) -> str:
 
 
 def _wait_local(settings: Settings, job_id: str, total: int) -> None:
-    import time
-
     from rich.progress import Progress
 
-    from pawdex.core.db import session_scope
-    from pawdex.core.models import FINISHED_STATUSES, Job
+    from pawdex.cli.client import poll_job, read_job
 
     with Progress(transient=False) as progress:
         task = progress.add_task("re-indexing", total=total)
-        while True:
-            with session_scope(settings) as session:
-                job = session.get(Job, job_id)
-                handled, status = job.done + job.failed, job.status
-            progress.update(task, completed=handled)
-            if status in FINISHED_STATUSES:
-                break
-            time.sleep(1)
-    typer.echo(f"job {job_id}: {status.value}")
+
+        def fetch() -> dict:
+            doc = read_job(settings, job_id)
+            progress.update(task, completed=doc["done"] + doc["failed"])
+            return doc
+
+        final = poll_job(fetch, timeout=None, interval=1)
+    typer.echo(f"job {job_id}: {final['status']}")
 
 
 def reindex(

@@ -62,21 +62,28 @@ log = logging.getLogger("pawdex.ingest")
 
 
 def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
-    """The job's files in a stable order: its spooled uploads (archives or loose photos) or,
-    for ``pawdex index --local``, folders read in place."""
+    """The job's files in a stable order: its spooled uploads or, for ``pawdex index
+    --local``, files, archives and folders read in place (``path``), never copied."""
     limits = ArchiveLimits.from_settings(settings)
+    sources = [(item["name"], _source_path(item, settings)) for item in job.source]
     if job.kind != JobKind.archive:
-        sources = [(item["name"], settings.spool_dir / item["spool"]) for item in job.source]
         yield from iter_single_files(sources, limits)
         return
-    for item in job.source:
-        if "folder" in item:
-            yield from iter_folder(Path(item["folder"]), limits)
+    for name, path in sources:
+        if path.is_dir():
+            yield from iter_folder(path, limits)
             continue
         try:
-            yield from iter_archive(settings.spool_dir / item["spool"], limits)
+            yield from iter_archive(path, limits)
         except PawdexError as exc:
-            yield ArchiveEntry(index=0, name=item["name"], data=None, error=str(exc))
+            yield ArchiveEntry(index=0, name=name, data=None, error=str(exc))
+        except OSError as exc:  # a file read in place that went away
+            message = f"cannot be read ({exc.strerror or exc})"
+            yield ArchiveEntry(index=0, name=name, data=None, error=message)
+
+
+def _source_path(item: dict, settings: Settings) -> Path:
+    return Path(item["path"]) if "path" in item else settings.spool_dir / item["spool"]
 
 
 @dataclass

@@ -14,8 +14,9 @@ from pawdex.core.archive.walk import ArchiveEntry, ArchiveLimits, iter_single_fi
 
 
 def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """``(relative POSIX path, path)`` of every regular file under ``root``, sorted."""
-    root = Path(root)
+    """``(POSIX path, path)`` of every regular file under ``root``, sorted. Names start with
+    the folder's own name (``kennel/run-b/rex.jpg``), as they would in a zip of it."""
+    root = Path(root).resolve()
     for folder, dirs, files in os.walk(root):
         dirs.sort()
         base = Path(folder)
@@ -23,7 +24,7 @@ def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
             path = base / name
             if path.is_symlink() or not path.is_file():
                 continue
-            yield path.relative_to(root).as_posix(), path
+            yield f"{root.name}/{path.relative_to(root).as_posix()}", path
 
 
 def iter_folder(root: Path, limits: ArchiveLimits) -> Iterator[ArchiveEntry]:
