@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import codecs
+import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -38,6 +40,9 @@ class BrokerUnavailable(PawdexError):
     """The job was recorded but could not be queued."""
 
 
+WRITER_PREFIX = ".writer-"
+
+
 @dataclass
 class IncomingFile:
     name: str
@@ -69,7 +74,11 @@ class SpoolBatch:
     def begin(self, name: str) -> SpooledFile:
         """Start the next file; its bytes follow through :meth:`write`."""
         self.end()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.dir.exists():
+            self.dir.mkdir(parents=True)
+            # Who writes here: a batch whose writer died (an API killed mid-upload) is swept
+            # at once, not after an hour.
+            (self.dir / _writer_mark()).touch()
         spooled = SpooledFile(name, self.dir / f"{len(self.files):06d}")
         self._out = spooled.path.open("xb")
         self.files.append(spooled)
@@ -89,6 +98,11 @@ class SpoolBatch:
             self._out.close()
             self._out = None
 
+    def claim(self) -> None:
+        """A committed job reads these files now; the worker deletes them when it ends."""
+        self.claimed = True
+        (self.dir / _writer_mark()).unlink(missing_ok=True)
+
     def discard(self) -> None:
         """Delete what was spooled, unless a job owns it now."""
         self.end()
@@ -105,6 +119,20 @@ class SpoolBatch:
             }
             for number, spooled in enumerate(self.files)
         ]
+
+
+def _writer_mark(pid: int | None = None) -> str:
+    return f"{WRITER_PREFIX}{socket.gethostname()}-{pid or os.getpid()}"
+
+
+def _writer_died(batch: Path) -> bool:
+    """The batch's writer was a process of this host that is gone."""
+    here = f"{WRITER_PREFIX}{socket.gethostname()}-"
+    for mark in batch.glob(f"{WRITER_PREFIX}*"):
+        pid = mark.name.removeprefix(here)
+        if mark.name.startswith(here) and pid.isdigit():
+            return Path("/proc/self").exists() and not Path(f"/proc/{pid}").exists()
+    return False
 
 
 def spool_files(files: Iterable[IncomingFile], settings: Settings) -> SpoolBatch:
@@ -249,8 +277,9 @@ def sweep_spool(settings: Settings, min_age_s: float = 3600) -> list[str]:
     """Delete spool batches that no queued or running job reads: what an API killed while
     spooling left behind (its job was never committed), and the uploads of failed jobs.
 
-    Only batches untouched for ``min_age_s`` go: a batch being spooled right now by another
-    API process has no job yet. Returns the names of the batches deleted."""
+    Only batches untouched for ``min_age_s`` go (a batch being spooled right now by another
+    API process has no job yet), or at once those whose writer, a process of this host, is
+    gone. Returns the names of the batches deleted."""
     spool = settings.spool_dir
     if not spool.is_dir():
         return []
@@ -258,7 +287,12 @@ def sweep_spool(settings: Settings, min_age_s: float = 3600) -> list[str]:
         sources = session.scalars(
             select(Job.source).where(Job.status.in_([JobStatus.queued, JobStatus.running]))
         )
-        in_use = {item["spool"].split("/", 1)[0] for source in sources for item in source or []}
+        in_use = {
+            item["spool"].split("/", 1)[0]
+            for source in sources
+            for item in source or []
+            if "spool" in item  # not the files pawdex index --local reads in place
+        }
     cutoff = time.time() - min_age_s
     deleted = []
     for batch in spool.iterdir():
@@ -268,7 +302,7 @@ def sweep_spool(settings: Settings, min_age_s: float = 3600) -> list[str]:
             newest = max(p.stat().st_mtime for p in (batch, *batch.rglob("*")))
         except OSError:
             continue  # deleted meanwhile
-        if newest < cutoff:
+        if newest < cutoff or (batch.is_dir() and _writer_died(batch)):
             if batch.is_dir():
                 shutil.rmtree(batch, ignore_errors=True)
             else:
@@ -304,7 +338,7 @@ def submit_batch(
     except BaseException:
         batch.discard()
         raise
-    batch.claimed = True  # the job reads it now; the worker deletes it when the job ends
+    batch.claim()
     if not enqueue:
         return job
     try:
