@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pawdex.core.errors import UnsupportedImage
-from pawdex.core.imaging import open_image
+from pawdex.core.imaging import DecodeBudget, open_image
 from pawdex.core.settings import Settings
 
 BATCH = 32
@@ -31,13 +31,14 @@ def predict_files(photos: list[Path], top: int, model_name: str, settings: Setti
     from pawdex.ml import load_classifier
 
     model = load_classifier(model_name, settings.device, settings.runtime, settings.onnx_cache_dir)
+    budget = DecodeBudget.of(settings)
     failures = 0
     for start in range(0, len(photos), BATCH):
         chunk = photos[start : start + BATCH]
         images, names = [], []
         for path in chunk:
             try:
-                img, _ = open_image(path.read_bytes(), settings.max_image_pixels)
+                img, _ = open_image(path.read_bytes(), settings.max_image_pixels, budget=budget)
             except (UnsupportedImage, OSError) as exc:
                 typer.secho(f"{path}: error: {exc}", fg="red", err=True)
                 failures += 1

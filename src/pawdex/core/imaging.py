@@ -1,4 +1,5 @@
-"""Safe image opening: real type from the bytes, allow-list, pixel limit, RGB out.
+"""Safe image opening: real type from the bytes, allow-list, pixel limit, decode budget
+(aspect ratio, JPEG scans), RGB out.
 
 Every failure a user's file can cause comes out as :class:`UnsupportedImage` with a short
 message; no Pillow exception escapes :func:`open_image`.
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pawdex.core.errors import UnsupportedImage
 from pawdex.formats import ALLOWED_FORMATS, media_type
+
+if TYPE_CHECKING:
+    from pawdex.core.settings import Settings
 
 pillow_heif.register_heif_opener()  # adds the "HEIF" format (HEIC and HEIF files)
 
@@ -39,6 +45,56 @@ _WHITE = (255, 255, 255)
 _CORRUPT = "truncated or corrupt image"
 # What Pillow's PNG plugin says when a zTXt, iTXt or iCCP chunk inflates past MAX_TEXT_CHUNK.
 _METADATA_BOMB = "Decompressed data too large"
+# A JPEG marker: 0xFF then a code that is not 00 (a stuffed 0xFF in entropy-coded data),
+# a restart marker (RST0-7, inside a scan) or another 0xFF (fill).
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_SOI, _EOI, _SOS, _TEM = 0xD8, 0xD9, 0xDA, 0x01
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """What one photo may cost, judged from its header before a pixel is decoded.
+
+    A strip of 1 x 40,000 pixels is a few hundred bytes, but scaled to the model's short
+    side it becomes gigabytes; each scan of a progressive JPEG is one more pass over every
+    block (thousands of scans: minutes). The defaults are the settings' defaults."""
+
+    max_aspect_ratio: float = 10.0
+    max_jpeg_scans: int = 100
+
+    @classmethod
+    def of(cls, settings: Settings) -> DecodeBudget:
+        return cls(settings.max_aspect_ratio, settings.max_jpeg_scans)
+
+    def check(self, fmt: str, size: tuple[int, int], data: bytes) -> None:
+        """Raise UnsupportedImage if a photo of this format, size and bytes is over budget."""
+        width, height = size
+        if max(width, height) > self.max_aspect_ratio * max(1, min(width, height)):
+            raise UnsupportedImage(
+                f"image is {width}x{height} pixels: one side is more than "
+                f"{self.max_aspect_ratio:g} times the other; not a photo pawdex can classify"
+            )
+        limit = self.max_jpeg_scans
+        if fmt in _JPEG_FAMILY and _jpeg_scans(data, stop_at=limit + 1) > limit:
+            raise UnsupportedImage(
+                f"JPEG with more than {limit} scans (a photo has about 10): "
+                "each scan is a pass over the whole image, too slow to decode"
+            )
+
+
+def _jpeg_scans(data: bytes, stop_at: int) -> int:
+    """The scans (SOS markers) of the first image, as libjpeg walks it, counted up to
+    ``stop_at``: segments are skipped by their length (EXIF and its thumbnail, ICC) and the
+    walk ends at EOI (an MPO's other frames, a motion photo's video: never decoded)."""
+    scans, pos = 0, 2
+    while scans < stop_at and (found := _MARKER.search(data, pos)):
+        marker, pos = data[found.start() + 1], found.start() + 2
+        if marker == _EOI:
+            break
+        scans += marker == _SOS
+        if marker not in (_SOI, _TEM):  # the others carry a length (an SOS: its header's)
+            pos += int.from_bytes(data[pos : pos + 2], "big")
+    return scans
 
 
 @dataclass(frozen=True)
@@ -53,7 +109,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def open_image(data: bytes, max_pixels: int, *, min_side: int = 0) -> tuple[Image.Image, ImageInfo]:
+def open_image(
+    data: bytes, max_pixels: int, *, min_side: int = 0, budget: DecodeBudget = DecodeBudget()
+) -> tuple[Image.Image, ImageInfo]:
     """Decode untrusted bytes into an upright RGB image, or raise UnsupportedImage.
 
     With ``min_side``, a JPEG is decoded reduced by libjpeg (1/2, 1/4, 1/8) as long as its
@@ -65,7 +123,7 @@ def open_image(data: bytes, max_pixels: int, *, min_side: int = 0) -> tuple[Imag
         # Pillow's own bomb warning is noise here: the pixel limit below is the one enforced.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _open_checked(data, max_pixels, min_side)
+            return _open_checked(data, max_pixels, min_side, budget)
     except UnsupportedImage:
         raise
     except Image.DecompressionBombError as exc:
@@ -83,7 +141,9 @@ def open_image(data: bytes, max_pixels: int, *, min_side: int = 0) -> tuple[Imag
         raise UnsupportedImage(_CORRUPT) from exc
 
 
-def _open_checked(data: bytes, max_pixels: int, min_side: int) -> tuple[Image.Image, ImageInfo]:
+def _open_checked(
+    data: bytes, max_pixels: int, min_side: int, budget: DecodeBudget
+) -> tuple[Image.Image, ImageInfo]:
     try:
         source = Image.open(io.BytesIO(data), formats=_OPENERS)
     except UnidentifiedImageError:
@@ -98,20 +158,15 @@ def _open_checked(data: bytes, max_pixels: int, min_side: int) -> tuple[Image.Im
             raise UnsupportedImage(
                 f"image is too large: {width}x{height} pixels (limit {max_pixels:,})"
             )
+        budget.check(fmt, source.size, data)
         if min_side > 0 and fmt in _JPEG_FAMILY:
-            source.draft("RGB", _draft_request(source.size, min_side))
+            # The largest libjpeg reduction that keeps the shorter side >= min_side.
+            source.draft("RGB", (min_side, min_side))
         source.load()  # frame 0 of animated images; raises on truncated data
         image = _to_rgb(_upright(source))
     if (image.width > image.height) != (width > height):  # EXIF turned it a quarter
         width, height = height, width
     return image, ImageInfo(format=fmt, width=width, height=height, mime=media_type(fmt))
-
-
-def _draft_request(size: tuple[int, int], min_side: int) -> tuple[int, int]:
-    """The size to ask ``draft`` for so that the shorter side stays >= ``min_side``."""
-    width, height = size
-    scale = min_side / max(1, min(width, height))
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _describe_unidentified(data: bytes) -> str:
@@ -210,24 +265,28 @@ def make_thumbnail(img: Image.Image, short_side: int) -> bytes:
     return out.getvalue()
 
 
-def decode_for_model(path: Path, min_side: int) -> Image.Image:
+def decode_for_model(
+    path: Path, min_side: int, budget: DecodeBudget = DecodeBudget()
+) -> Image.Image:
     """Decode a stored (already validated) photo for inference, no larger than needed.
 
     JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (``draft``) while the
     shorter side stays >= ``min_side``: several times cheaper than a full decode. Other
     formats are decoded whole, then box-reduced by an integer factor under the same rule.
+    The budget is checked again first (photos stored before it existed, or under another).
     """
-    with Path(path).open("rb") as fh:  # a missing file is a storage fault: OSError
-        try:
-            with Image.open(fh, formats=_OPENERS) as source:
-                if source.format in _JPEG_FAMILY and min_side > 0:
-                    source.draft("RGB", (min_side, min_side))
-                source.load()
-                image = _to_rgb(_upright(source))
-        except UnsupportedImage:
-            raise
-        except Exception as exc:
-            raise UnsupportedImage(f"{_CORRUPT} ({exc})") from exc
+    data = Path(path).read_bytes()  # a missing file is a storage fault: OSError
+    try:
+        with Image.open(io.BytesIO(data), formats=_OPENERS) as source:
+            budget.check(source.format or "?", source.size, data)
+            if source.format in _JPEG_FAMILY and min_side > 0:
+                source.draft("RGB", (min_side, min_side))
+            source.load()
+            image = _to_rgb(_upright(source))
+    except UnsupportedImage:
+        raise
+    except Exception as exc:
+        raise UnsupportedImage(f"{_CORRUPT} ({exc})") from exc
     factor = min(image.size) // min_side if min_side > 0 else 1
     if factor >= 2:
         image = image.reduce(factor)  # rounds up, so the shorter side stays >= min_side

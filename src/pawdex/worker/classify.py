@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pawdex.core.db import session_factory
 from pawdex.core.errors import UnsupportedImage
-from pawdex.core.imaging import decode_for_model
+from pawdex.core.imaging import DecodeBudget, decode_for_model
 from pawdex.core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts, upsert
 from pawdex.core.model_versions import replaces_predictions
 from pawdex.core.models import Image, Job, JobError, JobImage, JobStatus
@@ -36,14 +36,16 @@ def _decoder_pool(threads: int) -> ThreadPoolExecutor:
 
 def model_input(row, storage: Storage, resize_size: int) -> PILImage.Image:
     """The ingest thumbnail when it is big enough for the model (one decode per photo in
-    the whole pipeline, ~0.5 ms), else the original decoded as small as possible."""
+    the whole pipeline, ~0.5 ms), else the original decoded as small as possible, within the
+    settings' decode budget (read here: wrappers in the tests patch this three-argument call)."""
     if row.thumbnail_path:
         thumb = PILImage.open(storage.path(row.thumbnail_path))
         if min(thumb.size) >= resize_size:
             thumb.load()
             return thumb if thumb.mode == "RGB" else thumb.convert("RGB")
         thumb.close()
-    return decode_for_model(storage.path(row.stored_path), resize_size)
+    budget = DecodeBudget.of(get_settings())
+    return decode_for_model(storage.path(row.stored_path), resize_size, budget)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from pawdex.core.archive import (
 )
 from pawdex.core.db import session_factory
 from pawdex.core.errors import PawdexError, UnsupportedImage
-from pawdex.core.imaging import make_thumbnail, open_image, sha256_bytes
+from pawdex.core.imaging import DecodeBudget, make_thumbnail, open_image, sha256_bytes
 from pawdex.core.jobs import (
     LeaseLost,
     add_to_counters,
@@ -222,7 +222,12 @@ def _decode_and_store(item: _Prepared, run: Delivery) -> None:
     data, sha = item.entry.data, item.sha256
     settings, storage = run.settings, run.storage
     try:
-        img, info = open_image(data, settings.max_image_pixels, min_side=settings.thumbnail_size)
+        img, info = open_image(
+            data,
+            settings.max_image_pixels,
+            min_side=settings.thumbnail_size,
+            budget=DecodeBudget.of(settings),
+        )
         thumbnail = make_thumbnail(img, settings.thumbnail_size)
     except UnsupportedImage as exc:
         item.error = str(exc)
