@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from functools import cache
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import (
     APIKeyCookie,
     APIKeyHeader,
@@ -51,6 +54,57 @@ def found(value: T | None, what: str) -> T:
     if value is None:
         raise HTTPException(404, f"{what} not found")
     return value
+
+
+def _is_array(schema: dict[str, Any], components: dict[str, Any]) -> bool:
+    if ref := schema.get("$ref"):
+        schema = components.get(ref.rsplit("/", 1)[-1], {})
+    if schema.get("type") == "array":
+        return True
+    return any(_is_array(s, components) for s in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+@cache
+def _single_valued(
+    document: Callable[[], dict[str, Any]], path: str, method: str
+) -> frozenset[str]:
+    """The query parameters of an operation that take one value, as its OpenAPI document
+    declares them (an array parameter may repeat)."""
+    schema = document()
+    operation = schema["paths"].get(path, {}).get(method, {})
+    components = schema.get("components", {}).get("schemas", {})
+    return frozenset(
+        p["name"]
+        for p in operation.get("parameters", [])
+        if p["in"] == "query" and not _is_array(p.get("schema", {}), components)
+    )
+
+
+def single_valued_query(request: Request) -> None:
+    """422 for a single-valued query parameter given more than once (``?cursor=a&cursor=b``):
+    which value counts would be a guess. Every route gets it (the app's dependencies)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.include_in_schema:
+        return
+    method = "get" if request.method == "HEAD" else request.method.lower()
+    names = _single_valued(request.app.openapi, route.path_format, method)
+    repeated = [
+        (name, values)
+        for name in dict.fromkeys(request.query_params.keys())
+        if name in names and len(values := request.query_params.getlist(name)) > 1
+    ]
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "repeated_parameter",
+                    "loc": ("query", name),
+                    "msg": "one value expected, the parameter is repeated",
+                    "input": values,
+                }
+                for name, values in repeated
+            ]
+        )
 
 
 SESSION_COOKIE = "pawdex_key"
@@ -123,7 +177,9 @@ def current_key(
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > _TOUCH_EVERY:
         key.last_used_at = now  # at most one write a minute per key
-        session.commit()
+    # End the transaction: its connection goes back to the pool while the request waits for
+    # a thread to run its handler (held there, 100 waiting requests emptied the pool).
+    session.commit()
     return key
 
 

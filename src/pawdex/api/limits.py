@@ -1,4 +1,5 @@
-"""Request limits answered before a route runs: body size (413) and per-key rate (429).
+"""Request limits answered before a route runs: body size (413), per-key rate (429) and
+failed authentications per client address (429).
 
 Both are ASGI middlewares so that a refused upload is refused before its body is read:
 FastAPI reads a multipart body before it resolves the route's dependencies.
@@ -68,10 +69,21 @@ class BodySizeLimit:
             await _error(exc, scope, receive, send)
 
 
+# Failed authentications (401: no key, a wrong or a revoked one) a client address may make:
+# a burst for a person mistyping, then one every few seconds. Past it the address gets 429
+# for every /v1/ request, a valid key included (a brute force must not learn which one is).
+AUTH_FAILURE_BURST = 20
+AUTH_FAILURES_PER_MINUTE = 10
+
+
 class RateLimit:
     """A token bucket per API key (the key as presented, hashed as stored): 429 with
     ``Retry-After`` once the key's bucket is empty. Only requests that carry a key to
-    ``/v1/`` count; ``rate_limit_per_minute = 0`` turns the limit off."""
+    ``/v1/`` count; ``rate_limit_per_minute = 0`` turns the limit off.
+
+    Failed authentications empty a second bucket, per client address (the address uvicorn
+    reports: behind a proxy, run it with ``--proxy-headers`` and ``--forwarded-allow-ips``):
+    while it is empty every ``/v1/`` request from that address is refused with 429."""
 
     def __init__(self, app: ASGIApp, settings: SettingsSource, limiter: RateLimiter) -> None:
         self.app = app
@@ -81,17 +93,30 @@ class RateLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         settings = self.settings()
         if (
-            scope["type"] == "http"
-            and settings.rate_limit_per_minute > 0
-            and scope["path"].startswith("/v1/")
-            and (key := presented_key(Headers(scope=scope)))
-            and key.plain[:10] not in _exempt(settings)
+            scope["type"] != "http"
+            or settings.rate_limit_per_minute <= 0
+            or not scope["path"].startswith("/v1/")
         ):
+            return await self.app(scope, receive, send)
+
+        failures = _failure_bucket(scope)
+        wait = await self.limiter.peek(failures, AUTH_FAILURES_PER_MINUTE, AUTH_FAILURE_BURST)
+        if wait > 0:
+            retry_after = _seconds(wait)
+            error = HTTPException(
+                429,
+                f"too many failed authentications from this address; retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+            return await _error(error, scope, receive, send)
+
+        key = presented_key(Headers(scope=scope))
+        if key and key.plain[:10] not in _exempt(settings):
             wait = await self.limiter.take(
                 hash_key(key.plain), settings.rate_limit_per_minute, settings.rate_limit_burst
             )
             if wait > 0:
-                retry_after = max(1, math.ceil(wait))
+                retry_after = _seconds(wait)
                 error = HTTPException(
                     429,
                     f"rate limit of {settings.rate_limit_per_minute} requests a minute "
@@ -100,7 +125,22 @@ class RateLimit:
                     headers={"Retry-After": str(retry_after)},
                 )
                 return await _error(error, scope, receive, send)
-        await self.app(scope, receive, send)
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                await self.limiter.take(failures, AUTH_FAILURES_PER_MINUTE, AUTH_FAILURE_BURST)
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+
+
+def _failure_bucket(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"authfail:{client[0] if client else 'unknown'}"
+
+
+def _seconds(wait: float) -> int:
+    return max(1, math.ceil(wait))
 
 
 def _exempt(settings: Settings) -> set[str]:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cache
 
-from fastapi import FastAPI, Request
+import anyio
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pawdex.api.accesslog import install_access_log_redaction
+from pawdex.api.deps import single_valued_query
+from pawdex.api.docs import add_docs
 from pawdex.api.limits import BodySizeLimit, RateLimit
 from pawdex.api.metrics import Metrics
+from pawdex.api.openapi import use_client_ready_openapi
 from pawdex.api.ratelimit import make_rate_limiter
 from pawdex.api.routers import admin, animals, files, health, jobs, session, ui, uploads
 from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
@@ -30,6 +41,26 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     JobConflict: 409,
     InvalidLabel: 400,
 }
+
+# A database or broker outage (or a saturated connection pool) is answered 503 with this
+# Retry-After, never a 500: the client is told to come back, not that it sent something wrong.
+RETRY_AFTER_SECONDS = 5
+
+log = logging.getLogger(__name__)
+
+
+def unavailable(detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
+
+
+def is_outage(exc: sa_exc.DBAPIError) -> bool:
+    """The database did not answer (refused, gone, timed out), as opposed to a statement it
+    refused (a bug: those stay 500s)."""
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or bool(
+        exc.connection_invalidated
+    )
 
 
 @cache
@@ -49,15 +80,34 @@ def allowed_methods(app: FastAPI, request: Request) -> str:
     return ""
 
 
+def _threads(count: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Sync routes and dependencies run in anyio's thread pool: size it from the settings
+    (the connection pool is kept larger, so no thread waits for a connection)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = count
+        yield
+
+    return lifespan
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.ensure_dirs()
+    install_access_log_redaction()
     app = FastAPI(
+        lifespan=_threads(settings.api_threads),
         title="pawdex",
         version="1",
         summary="Index an animal shelter's photo archive by dog breed.",
+        docs_url=None,  # served on local assets (api.docs): no CDN
+        redoc_url=None,
+        dependencies=[Depends(single_valued_query)],
     )
     app.state.settings = settings
+    use_client_ready_openapi(app)
+    add_docs(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -69,7 +119,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(PawdexError)
     async def _user_error(_request: Request, exc: PawdexError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=ERROR_STATUS.get(type(exc), 422))
+        status = ERROR_STATUS.get(type(exc), 422)
+        if status == 503:
+            return unavailable(str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(sa_exc.DBAPIError)
+    async def _database_error(request: Request, exc: sa_exc.DBAPIError) -> JSONResponse:
+        if not is_outage(exc):
+            raise exc
+        log.warning(
+            "event=database_unavailable path=%s error=%s",
+            request.url.path,
+            type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+        )
+        return unavailable("the database is unavailable; retry shortly")
+
+    @app.exception_handler(BrokerError)
+    async def _broker_error(request: Request, exc: BrokerError) -> JSONResponse:
+        # Sending a task failed outside an upload (which answers BrokerUnavailable): a job
+        # retry, a reindex. The broker's URL may hold a password: only the error's type.
+        cause = type(exc.__cause__ or exc).__name__
+        log.warning("event=broker_unavailable path=%s error=%s", request.url.path, cause)
+        return unavailable("the job queue is unavailable; retry shortly")
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _pool_exhausted(request: Request, _exc: sa_exc.TimeoutError) -> JSONResponse:
+        log.warning("event=database_pool_exhausted path=%s", request.url.path)
+        return unavailable("the server is busy (no database connection free); retry shortly")
 
     # Read at each request: tests (and a future reload) may swap the settings object.
     def current_settings() -> Settings:

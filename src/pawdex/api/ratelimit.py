@@ -1,15 +1,18 @@
-"""Per-API-key token buckets: in this process, or in Redis so that API processes share them.
+"""Token buckets (one per API key, one per client address for failed authentications): in
+this process, or in Redis so that API processes share them.
 
 A bucket holds up to ``burst`` tokens and refills at ``per_minute`` tokens a minute; each
 request takes one. ``take`` answers 0 when the request may go on, else the seconds until a
-token is there (the ``Retry-After`` of the 429).
+token is there (the ``Retry-After`` of the 429). ``peek`` answers the same without taking:
+whether a bucket is empty now (the failed-authentication bucket is emptied by failures, and
+checked before each request).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from pawdex.core.settings import Settings
 
@@ -18,6 +21,13 @@ log = logging.getLogger(__name__)
 
 class RateLimiter(Protocol):
     async def take(self, bucket: str, per_minute: int, burst: int) -> float: ...
+
+    async def peek(self, bucket: str, per_minute: int, burst: int) -> float: ...
+
+
+def _wait(tokens: float, rate: float) -> float:
+    """Seconds until a bucket holding ``tokens`` has one whole token."""
+    return 0.0 if tokens >= 1 else (1 - tokens) / rate
 
 
 class MemoryRateLimiter:
@@ -34,15 +44,20 @@ class MemoryRateLimiter:
         now = time.monotonic()
         tokens, at = self._buckets.get(bucket, (burst, now))
         tokens = min(burst, tokens + (now - at) * rate)
-        wait = 0.0
-        if tokens >= 1:
+        wait = _wait(tokens, rate)
+        if wait == 0:
             tokens -= 1
-        else:
-            wait = (1 - tokens) / rate
         if len(self._buckets) >= self.MAX_BUCKETS and bucket not in self._buckets:
             self._forget_full(now, rate, burst)
         self._buckets[bucket] = (tokens, now)
         return wait
+
+    async def peek(self, bucket: str, per_minute: int, burst: int) -> float:
+        rate = per_minute / 60
+        if bucket not in self._buckets:
+            return 0.0
+        tokens, at = self._buckets[bucket]
+        return _wait(min(burst, tokens + (time.monotonic() - at) * rate), rate)
 
     def _forget_full(self, now: float, rate: float, burst: int) -> None:
         """Drop buckets that have refilled: they hold nothing a new bucket would not."""
@@ -68,6 +83,19 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return tostring(wait)
 """
 
+# The same bucket arithmetic, read-only.
+_PEEK = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+if not state[1] then return '0' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
+if tokens >= 1 then return '0' end
+return tostring((1 - tokens) / rate)
+"""
+
 
 class RedisRateLimiter:
     """Buckets in Redis (one hash per key, expiring once full again): shared by every API
@@ -78,29 +106,37 @@ class RedisRateLimiter:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._script = None
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
 
-    def _take_script(self):
-        if self._script is None:  # created on first use, inside the server's event loop
+    def _script(self, source: str) -> Any:
+        if self._client is None:  # created on first use, inside the server's event loop
             import redis.asyncio
 
-            client = redis.asyncio.Redis.from_url(
+            self._client = redis.asyncio.Redis.from_url(
                 self._url, socket_timeout=0.5, socket_connect_timeout=0.5
             )
-            self._script = client.register_script(_TAKE)
-        return self._script
+        if source not in self._scripts:
+            self._scripts[source] = self._client.register_script(source)
+        return self._scripts[source]
 
-    async def take(self, bucket: str, per_minute: int, burst: int) -> float:
+    async def _run(self, source: str, bucket: str, per_minute: int, burst: int) -> float:
         import redis
 
         try:
-            wait = await self._take_script()(
+            wait = await self._script(source)(
                 keys=[self.PREFIX + bucket], args=[per_minute / 60, burst]
             )
         except redis.RedisError as exc:
             log.warning("event=rate_limit_unavailable error=%s", type(exc).__name__)
             return 0.0
         return float(wait)
+
+    async def take(self, bucket: str, per_minute: int, burst: int) -> float:
+        return await self._run(_TAKE, bucket, per_minute, burst)
+
+    async def peek(self, bucket: str, per_minute: int, burst: int) -> float:
+        return await self._run(_PEEK, bucket, per_minute, burst)
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:

@@ -12,6 +12,7 @@ from pawdex.core.jobs import job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
 from pawdex.core.models import ApiKey, Job, JobKind, JobStatus, LabelSource, Role
+from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 if TYPE_CHECKING:
     from pawdex.core.monitoring import Overview
@@ -32,8 +33,18 @@ _ERRORS: dict[int, str] = {
     422: "The request's parameters or body are not valid.",
     413: "The upload is larger than `PAWDEX_MAX_UPLOAD_BYTES`.",
     415: "An upload that is not a zip or tar archive (whatever its name says).",
-    429: "The key's rate limit is reached (`PAWDEX_RATE_LIMIT_PER_MINUTE`).",
-    503: "The job queue is unavailable: the job is recorded as failed; retry later.",
+    429: (
+        "The key's rate limit is reached (`PAWDEX_RATE_LIMIT_PER_MINUTE`), or this address "
+        "made too many failed authentications."
+    ),
+    503: (
+        "The database or the job queue is unavailable, or every database connection is busy: "
+        "retry after `Retry-After` seconds (an upload refused so is recorded as a failed job)."
+    ),
+}
+_RETRY_AFTER = {
+    429: "Seconds until the key (or the address) may send again.",
+    503: "Seconds after which to try again.",
 }
 
 
@@ -42,10 +53,10 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     documented: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         documented[code] = {"model": ErrorOut, "description": _ERRORS[code]}
-        if code == 429:
+        if code in _RETRY_AFTER:
             documented[code]["headers"] = {
                 "Retry-After": {
-                    "description": "Seconds until the key may send again.",
+                    "description": _RETRY_AFTER[code],
                     "schema": {"type": "integer", "minimum": 1},
                 }
             }
@@ -187,7 +198,30 @@ class ReviewPage(AnimalPage):
     threshold: float = Field(description="Photos below this model confidence are listed.")
 
 
+def _label_rule(schema: dict[str, Any]) -> None:
+    """What ``core.labels.validate`` enforces, declared: a dog has one of the 120 breeds, a cat
+    or anything else has none (schema-valid labels are accepted)."""
+    schema["properties"]["species"]["enum"] = list(SPECIES)
+    schema["oneOf"] = [
+        {
+            "properties": {
+                "species": {"const": "dog"},
+                "breed": {"type": "string", "enum": sorted(BREED_NAMES)},
+            },
+            "required": ["species", "breed"],
+        },
+        {
+            "properties": {
+                "species": {"enum": [s for s in SPECIES if s != "dog"]},
+                "breed": {"type": "null"},
+            }
+        },
+    ]
+
+
 class LabelIn(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_label_rule)
+
     species: str = Field(examples=["dog"], description="dog, cat or other ('not a dog')")
     breed: str | None = Field(
         None, examples=["beagle"], description="A Stanford Dogs name when species is dog"

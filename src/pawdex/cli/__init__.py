@@ -66,18 +66,25 @@ def _supervise(workers: dict[str, subprocess.Popen], stop: threading.Event) -> N
             workers[queue] = _embedded_worker(queue)
 
 
-def _bootstrap_admin_key(settings) -> None:
+def _bootstrap_admin_key(settings) -> bool:
+    """On an empty database: the first admin key, written to the data dir's ``admin.key``.
+    True when it was created (``_admin_key_notice`` then says where it is)."""
     from pawdex.core.db import session_scope
     from pawdex.core.keys import bootstrap_admin_key
 
     with session_scope(settings) as session:
-        plain = bootstrap_admin_key(session, settings.admin_key_file)
-    if plain:
-        typer.secho(
-            f"created the first admin API key (shown once, also in {settings.admin_key_file}):\n"
-            f"  {plain}",
-            fg="yellow",
-        )
+        return bootstrap_admin_key(session, settings.admin_key_file) is not None
+
+
+def _admin_key_notice(settings) -> None:
+    # Where the key is, never the key: standard output ends up in logs (journald, docker),
+    # and the file stays when the worker banners have scrolled this line away.
+    typer.secho(
+        f"created the first admin API key in {settings.admin_key_file} (mode 0600): "
+        f"sign in to the web UI with it, send it as X-API-Key (cat {settings.admin_key_file}); "
+        "pawdex index reads it there",
+        fg="yellow",
+    )
 
 
 def _sweep_spool(settings) -> None:
@@ -189,12 +196,14 @@ def serve(
         from pawdex.core.migrate import upgrade_to_head
 
         upgrade_to_head(settings)
-    _bootstrap_admin_key(settings)
+    created_admin_key = _bootstrap_admin_key(settings)
     _sweep_spool(settings)
     workers = {q: _embedded_worker(q) for q in EMBEDDED_QUEUES} if embedded_worker else {}
     stop = threading.Event()
     threading.Thread(target=_supervise, args=(workers, stop), daemon=True).start()
     typer.secho(f"pawdex is running at http://{host}:{port}  (API docs: /docs)", fg="green")
+    if created_admin_key:  # last, after the workers started
+        _admin_key_notice(settings)
     try:
         uvicorn.run(
             "pawdex.api.main:create_app", factory=True, host=host, port=port, log_level="info"

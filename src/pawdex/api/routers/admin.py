@@ -8,7 +8,7 @@ from pawdex.core.model_versions import create_reindex_job
 from pawdex.core.monitoring import overview
 from pawdex.core.queue import enqueue_classify_batches
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=errors(400, 401, 403, 429))
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=errors(400, 401, 403, 429, 503))
 
 
 @router.get("/overview", response_model=OverviewOut, responses=errors(422))
@@ -18,7 +18,7 @@ def admin_overview(session: SessionDep, settings: SettingsDep, _key: AdminKey) -
     return OverviewOut.of(overview(session, settings), settings.flower_url)
 
 
-@router.post("/reindex", status_code=202, response_model=JobOut, responses=errors(409))
+@router.post("/reindex", status_code=202, response_model=JobOut, responses=errors(409, 413))
 def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, _key: AdminKey) -> JobOut:
     """Classify the stored photos with the active model, as an ordinary job: those it has
     not classified yet, or with ``all`` every photo again (its earlier predictions of them

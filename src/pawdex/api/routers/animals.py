@@ -26,7 +26,7 @@ router = APIRouter(
     prefix="/v1",
     tags=["animals"],
     dependencies=[Depends(require(Role.viewer))],
-    responses=errors(400, 401, 429),
+    responses=errors(400, 401, 429, 503),
 )
 
 CSV_COLUMNS = [
@@ -156,7 +156,7 @@ def review(
     return ReviewPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor, threshold=cut)
 
 
-@router.post("/animals/{animal_id}/label", response_model=Animal, responses=errors(403, 404))
+@router.post("/animals/{animal_id}/label", response_model=Animal, responses=errors(403, 404, 413))
 def label(animal_id: RowId, body: LabelIn, session: SessionDep, key: ArchivistKey) -> Animal:
     """Confirm or correct the breed, or say "not a dog" (species cat or other) — archivists.
     Stored beside the model's prediction; the newest label is the one shown."""

@@ -13,7 +13,7 @@ router = APIRouter(
     prefix="/v1/images",
     tags=["files"],
     dependencies=[Depends(require(Role.viewer))],
-    responses=errors(400, 401, 404, 429),
+    responses=errors(400, 401, 404, 429, 503),
 )
 
 IMMUTABLE = {

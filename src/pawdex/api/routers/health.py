@@ -5,11 +5,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from pawdex.api.deps import SettingsDep
-from pawdex.api.schemas import Readiness
+from pawdex.api.schemas import Readiness, errors
 from pawdex.core.db import get_engine
 from pawdex.core.queue import get_celery
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=errors(400))  # 400: a NUL byte in the URL
 
 
 @router.get("/healthz")

@@ -12,7 +12,7 @@ from pawdex.core.jobs import cancel_job, job_with_errors, list_jobs, plan_retry
 from pawdex.core.models import Job, JobStatus
 from pawdex.core.queue import enqueue_classify_batches, enqueue_ingest
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429))
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429, 503))
 
 
 def _job_out(session: Session, job_id: str) -> JobOut:
@@ -57,8 +57,9 @@ def cancel(job_id: str, session: SessionDep, key: AdminKey) -> JobOut:
     "/{job_id}/retry", status_code=202, response_model=JobOut, responses=errors(403, 404, 409)
 )
 def retry(job_id: str, session: SessionDep, settings: SettingsDep, key: AdminKey) -> JobOut:
-    """Queue again what a partial, failed or cancelled job did not finish (admin): photos
-    whose classification failed or never ran, and the rest of an unfinished upload."""
+    """Queue again what a job did not finish (admin), whatever its state: photos whose
+    classification failed or never ran (or whose messages were lost), and the rest of an
+    unfinished upload. 409 when there is nothing to retry."""
     _existing(session, job_id)
     plan = plan_retry(session, job_id, by=key.name)
     session.commit()  # before the enqueue: the worker must find the job re-opened

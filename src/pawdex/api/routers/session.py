@@ -10,7 +10,7 @@ from pawdex.api.deps import SESSION_COOKIE, ViewerKey, current_key, presented_ke
 from pawdex.api.schemas import KeyOut, errors
 from pawdex.core.models import ApiKey
 
-router = APIRouter(prefix="/v1", tags=["session"], responses=errors(400, 401, 422, 429))
+router = APIRouter(prefix="/v1", tags=["session"], responses=errors(400, 401, 403, 422, 429, 503))
 
 
 @router.get("/me", response_model=KeyOut)
