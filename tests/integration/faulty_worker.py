@@ -8,6 +8,8 @@ Test-only knobs, read from the environment of that process:
 * ``PAWDEX_TEST_HANG``: bytes that, found in a photo that classify decodes, make the worker
   hang there (for ever): it is in the middle of a batch when the test kills it.
 * ``PAWDEX_TEST_INGEST_DELAY``: seconds added to each ingest batch, for the same reason.
+* ``PAWDEX_TEST_CLASSIFY_DELAY``: seconds added to each photo classify decodes: the job is
+  still classifying when the test cuts the database off.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 POISON = os.environ.get("PAWDEX_TEST_POISON", "").encode()
 HANG = os.environ.get("PAWDEX_TEST_HANG", "").encode()
 INGEST_DELAY = float(os.environ.get("PAWDEX_TEST_INGEST_DELAY", "0"))
+CLASSIFY_DELAY = float(os.environ.get("PAWDEX_TEST_CLASSIFY_DELAY", "0"))
 
 
 def patch_classify() -> None:
@@ -32,6 +35,7 @@ def patch_classify() -> None:
             os._exit(70)
         if HANG and HANG in data:
             time.sleep(3600)
+        time.sleep(CLASSIFY_DELAY)
         return real_model_input(row, storage, resize_size)
 
     classify.model_input = model_input

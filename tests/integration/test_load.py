@@ -1,4 +1,4 @@
-"""Load on loopback: 50 concurrent clients for a bounded time against the real stack (uvicorn
+"""Load on loopback: 200 concurrent clients for a minute against the real stack (uvicorn
 API + Celery workers as processes, PostgreSQL, Redis), mixing uploads of small generated photos
 with queries. Nothing may answer 5xx, and no upload may be lost: every accepted job finishes
 with each of its files accounted for (``total == done + duplicates + failed``).
@@ -26,8 +26,9 @@ from tests.stack import FINISHED, migrated_production_env, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLIENTS = 50
-DURATION_S = 30.0  # the issue's example is 60 s; 30 s keeps CI within its budget
+CLIENTS = 200
+DURATION_S = 60.0
+ANIMALS_P95_S = 1.0
 MAX_UPLOADS = 80  # paced over the window, so that CPU workers do not fall far behind
 DRAIN_TIMEOUT_S = 120.0
 # Far below what one client sends even when the server is slow under load: it must see 429s.
@@ -42,6 +43,7 @@ class Tally:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # transport errors: lost requests
     latencies: list[float] = field(default_factory=list)
+    by_endpoint: dict[str, list[float]] = field(default_factory=dict)
     uploads: dict[str, dict[str, int]] = field(default_factory=dict)  # job id -> files sent
     sent_photos: list[int] = field(default_factory=list)  # indexes into the photo pool
     animal_ids: list[int] = field(default_factory=list)
@@ -52,6 +54,7 @@ class Tally:
         with self.lock:
             self.statuses[(endpoint, response.status_code)] += 1
             self.latencies.append(seconds)
+            self.by_endpoint.setdefault(endpoint, []).append(seconds)
 
 
 def _photo_pool(count: int) -> list[bytes]:
@@ -180,7 +183,7 @@ def _drain(url: str, key: str, jobs: list[str]) -> dict[str, dict]:
     return final
 
 
-def test_fifty_clients_lose_nothing_and_get_no_5xx(pg_url, redis_url, tmp_path):
+def test_two_hundred_clients_lose_nothing_and_get_no_5xx(pg_url, redis_url, tmp_path):
     data = tmp_path / "data"
     env = migrated_production_env(data, pg_url, redis_url)
     settings = Settings(data_dir=data, database_url=pg_url, broker_url=redis_url)
@@ -231,9 +234,13 @@ def test_fifty_clients_lose_nothing_and_get_no_5xx(pg_url, redis_url, tmp_path):
     print(f"low-limit key ({PROBE_LIMIT_PER_MINUTE}/min, burst {PROBE_BURST}):"
           f" {dict(probe_seen)}, Retry-After {sorted(set(retry_after))}")  # fmt: skip
 
-    # 0 5xx, 0 lost requests; the exempt key never limited.
+    # 0 5xx, 0 lost requests; the exempt key never limited; catalogue queries stay quick.
+    animals = sorted(tally.by_endpoint["GET /v1/animals"])
+    animals_p95 = animals[int(len(animals) * 0.95)]
+    print(f"GET /v1/animals: {len(animals)} requests, p95 {animals_p95 * 1000:.0f} ms")
     assert not [k for k in tally.statuses if k[1] >= 500], tally.statuses
     assert not tally.errors
+    assert animals_p95 < ANIMALS_P95_S
     assert not [k for k in tally.statuses if k[1] == 429]
     assert set(s for _, s in tally.statuses) <= {200, 202, 404}, tally.statuses
     # 0 lost uploads: every job finished, every file accounted for.
@@ -260,3 +267,29 @@ def test_fifty_clients_lose_nothing_and_get_no_5xx(pg_url, redis_url, tmp_path):
     assert all(1 <= int(s) <= 60 for s in retry_after)
     api_log = (logs / "api.log").read_text()
     assert "Traceback" not in api_log, api_log[-5000:]
+
+
+def test_past_capacity_the_api_sheds_load_with_503_and_retry_after(pg_url, tmp_path):
+    """Every connection of the API's pool is busy: a request waits ``db_pool_timeout``, then
+    is answered 503 with Retry-After (never a 30 s hang, never a 500); once a connection is
+    free, requests are served again."""
+    from fastapi.testclient import TestClient
+
+    from pawdex.api.main import create_app
+    from pawdex.core.db import get_engine
+    from pawdex.core.migrate import upgrade_to_head
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=pg_url, broker_url=None,
+                        db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5)  # fmt: skip
+    upgrade_to_head(settings)
+    key = make_key(settings, "viewer")
+    with TestClient(create_app(settings), headers={"X-API-Key": key}) as client:
+        assert client.get("/v1/animals").status_code == 200
+        with get_engine(settings).connect():  # the pool's only connection, held
+            began = time.monotonic()
+            response = client.get("/v1/animals")
+            waited = time.monotonic() - began
+        assert response.status_code == 503, response.text
+        assert int(response.headers["Retry-After"]) >= 1
+        assert waited < 5  # the pool timeout, not SQLAlchemy's 30 s default
+        assert client.get("/v1/animals").status_code == 200

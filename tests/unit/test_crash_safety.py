@@ -63,7 +63,7 @@ def test_a_delivery_presumed_dead_records_nothing_when_it_wakes_up(embedded_sett
         job.status, job.started_at = JobStatus.running, utcnow()
         entries = list(job_entries(job, embedded_settings))
     _set(embedded_settings, job_id, heartbeat_at=utcnow() - timedelta(seconds=301))
-    assert sweep(embedded_settings) == [job_id]  # queued again (to the filesystem broker)
+    assert sweep(embedded_settings).ingests == [job_id]  # queued again (to the filesystem broker)
     ingest_job(job_id, embedded_settings)  # ... and taken over by the next delivery
     assert _job(embedded_settings, job_id).total == 6
 
@@ -95,10 +95,12 @@ def test_the_sweeper_requeues_only_ingests_that_nobody_works_on(
         "pawdex.worker.sweeper.enqueue_ingest", lambda job_id, _s=None: sent.append(job_id)
     )
 
-    assert sorted(sweep(embedded_settings)) == sorted([ids["worker_vanished"], ids["never_queued"]])
+    assert sorted(sweep(embedded_settings).ingests) == sorted(
+        [ids["worker_vanished"], ids["never_queued"]]
+    )
     assert sorted(sent) == sorted([ids["worker_vanished"], ids["never_queued"]])
     assert _job(embedded_settings, ids["worker_vanished"]).ingest_lease is None
-    assert sweep(embedded_settings) == []  # once per heartbeat timeout, not on every pass
+    assert sweep(embedded_settings).ingests == []  # once per heartbeat timeout, not on every pass
 
 
 def test_an_entry_that_keeps_killing_ingest_is_skipped(embedded_settings, tmp_path):
@@ -243,3 +245,83 @@ def test_the_spool_sweep_deletes_only_old_batches_no_live_job_reads(embedded_set
     assert sorted(p.name for p in spool.iterdir()) == sorted(
         [batches["recent"].name, batches["used"].name]
     )
+
+
+@pytest.fixture
+def eager(embedded_settings, served_model):
+    import pawdex.worker.tasks  # noqa: F401  registers the tasks
+    from pawdex.core.queue import get_celery
+
+    celery = get_celery(embedded_settings)
+    celery.conf.task_always_eager = True
+    yield embedded_settings
+    celery.conf.task_always_eager = False
+
+
+def test_classify_work_lost_after_ingest_is_sent_again(eager, tmp_path, monkeypatch):
+    """The classify messages of a fully ingested job vanished (a broker restarted without
+    persistence, a task used up its retries): once its counters stood still for
+    ``stall_timeout`` with the inference queue empty, the sweeper sends its photos again."""
+    from pawdex.core.models import Prediction
+    from pawdex.worker import ingest
+    from pawdex.worker.ingest import ingest_job
+    from pawdex.worker.sweeper import sweep
+
+    job_id = _archive_job(eager, tmp_path, 6, seed=140)
+    monkeypatch.setattr(ingest, "enqueue_classify_batches", lambda *args: None)  # lost
+    ingest_job(job_id, eager)
+    job = _job(eager, job_id)
+    assert (job.status, job.ingest_done, job.done) == (JobStatus.running, True, 0)
+
+    assert sweep(eager).classifies == {}  # still within the stall timeout
+    _set(eager, job_id, progress_at=utcnow() - timedelta(seconds=eager.stall_timeout + 1))
+    assert sweep(eager).classifies == {job_id: 6}
+    job = _job(eager, job_id)
+    assert (job.status, job.done, job.failed) == (JobStatus.succeeded, 6, 0)
+    with session_scope(eager) as s:
+        rows = s.scalars(select(Prediction.image_id).where(Prediction.job_id == job_id)).all()
+    assert len(rows) == len(set(rows)) == 6  # one prediction per photo
+    assert sweep(eager).classifies == {}
+
+
+def test_only_the_closing_was_lost(eager, tmp_path):
+    from pawdex.worker.ingest import ingest_job
+    from pawdex.worker.sweeper import sweep
+
+    job_id = _archive_job(eager, tmp_path, 2, seed=150)
+    ingest_job(job_id, eager)
+    _set(
+        eager, job_id, status="running", finished_at=None, progress_at=utcnow() - timedelta(hours=1)
+    )
+    sweep(eager)
+    assert _job(eager, job_id).status == JobStatus.succeeded
+
+
+def test_a_lost_ingest_message_is_resent_after_the_stall_timeout_when_its_queue_is_empty(
+    embedded_settings, tmp_path, monkeypatch
+):
+    """Not after the heartbeat timeout (minutes): a queued job nobody holds, silent for
+    ``stall_timeout``, is queued again, unless messages wait in the ingest queue."""
+    from pawdex.worker import sweeper
+
+    job_id = _archive_job(embedded_settings, tmp_path, 1, seed=160)
+    stale = utcnow() - timedelta(seconds=embedded_settings.stall_timeout + 1)
+    _set(embedded_settings, job_id, created_at=stale)
+    monkeypatch.setattr(sweeper, "enqueue_ingest", lambda *args: None)
+    monkeypatch.setattr(sweeper, "queue_depth", lambda queue, settings: 1)
+    assert sweeper.sweep(embedded_settings).ingests == []  # its message may be among those
+    monkeypatch.setattr(sweeper, "queue_depth", lambda queue, settings: 0)
+    assert sweeper.sweep(embedded_settings).ingests == [job_id]
+
+
+def test_retry_works_on_a_job_that_has_not_finished(eager, tmp_path, monkeypatch):
+    from pawdex.core.jobs import plan_retry
+    from pawdex.worker import ingest
+    from pawdex.worker.ingest import ingest_job
+
+    job_id = _archive_job(eager, tmp_path, 3, seed=170)
+    monkeypatch.setattr(ingest, "enqueue_classify_batches", lambda *args: None)  # lost
+    ingest_job(job_id, eager)
+    with session_scope(eager) as s:
+        plan = plan_retry(s, job_id, by="admin")
+        assert (plan.ingest, len(plan.image_ids)) == (False, 3)

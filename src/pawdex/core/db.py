@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from pawdex.core.settings import Settings, get_settings
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool: tuple[int, int, float] = (20, 30, 5.0)) -> Engine:
+    """``pool``: PostgreSQL's connection pool (size, overflow, seconds a request waits for a
+    connection before the API answers 503), from the settings."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -27,30 +29,37 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    size, overflow, timeout = pool
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=size, max_overflow=overflow, pool_timeout=timeout
+    )
 
 
 @lru_cache
-def engine_for(url: str) -> Engine:
-    return make_engine(url)
+def engine_for(url: str, pool: tuple[int, int, float] = (20, 30, 5.0)) -> Engine:
+    return make_engine(url, pool)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
     settings = settings or get_settings()
     if settings.resolved_database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return engine_for(settings.resolved_database_url)
+    return engine_for(settings.resolved_database_url, _pool(settings))
+
+
+def _pool(settings: Settings) -> tuple[int, int, float]:
+    return (settings.db_pool_size, settings.db_max_overflow, settings.db_pool_timeout)
 
 
 @lru_cache
-def _session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+def _session_factory(url: str, pool: tuple[int, int, float]) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url, pool), expire_on_commit=False)
 
 
 def session_factory(settings: Settings | None = None) -> sessionmaker[Session]:
     settings = settings or get_settings()
     get_engine(settings)
-    return _session_factory(settings.resolved_database_url)
+    return _session_factory(settings.resolved_database_url, _pool(settings))
 
 
 @contextmanager

@@ -52,10 +52,10 @@ def upsert(
 
 
 def add_to_counters(session: Session, job_id: str, **deltas: int) -> None:
-    """Atomic ``counter = counter + n`` so concurrent tasks never lose an update."""
+    """Atomic ``counter = counter + n`` so concurrent tasks never lose an update; any call
+    is progress (``progress_at``), even one that counts nothing new."""
     values = {name: getattr(Job, name) + n for name, n in deltas.items() if n}
-    if values:
-        session.execute(update(Job).where(Job.id == job_id).values(**values))
+    session.execute(update(Job).where(Job.id == job_id).values(**values, progress_at=utcnow()))
 
 
 def final_status(job: Job) -> JobStatus:
@@ -142,19 +142,32 @@ def release_ingest_lease(session: Session, job_id: str, token: str, *, attempt: 
             job.ingest_attempts = max(0, job.ingest_attempts - 1)
 
 
-def stalled_ingests(session: Session, timeout: float) -> list[str]:
-    """Jobs to ingest that no live delivery works on: queued or running, not fully ingested,
-    and silent for ``timeout`` seconds (the worker vanished, or the queued message was lost
-    when the API stopped between its commit and its enqueue). Their lease is dropped and the
-    heartbeat renewed, so the caller re-queues each one once per ``timeout``."""
-    cutoff = utcnow() - timedelta(seconds=timeout)
+def stalled_ingests(
+    session: Session, heartbeat_timeout: float, stall_timeout: float, queue_empty: bool
+) -> list[str]:
+    """Jobs to ingest that no live delivery works on, so the caller queues them again:
+
+    - a lease holder silent for ``heartbeat_timeout`` (its worker vanished);
+    - with the ingest queue empty, a job nobody holds and silent for ``stall_timeout``: its
+      message was lost (the broker restarted without persistence, the API stopped between
+      its commit and its enqueue, a retry could not reach the broker).
+
+    Their lease is dropped and the heartbeat renewed, so each is queued once per timeout."""
+    now = utcnow()
+    silent_since = func.coalesce(Job.heartbeat_at, Job.created_at)
+    lost = silent_since < now - timedelta(seconds=heartbeat_timeout)
+    if queue_empty:
+        lost = or_(
+            lost,
+            and_(Job.ingest_lease.is_(None), silent_since < now - timedelta(seconds=stall_timeout)),
+        )
     jobs = list(
         session.scalars(
             select(Job)
             .where(
                 Job.status.in_([JobStatus.queued, JobStatus.running]),
                 Job.ingest_done.is_(False),
-                func.coalesce(Job.heartbeat_at, Job.created_at) < cutoff,
+                lost,
             )
             .order_by(Job.created_at)
             .with_for_update(skip_locked=True)
@@ -162,7 +175,31 @@ def stalled_ingests(session: Session, timeout: float) -> list[str]:
     )
     for job in jobs:
         job.ingest_lease = None
-        job.heartbeat_at = utcnow()
+        job.heartbeat_at = now
+    return [job.id for job in jobs]
+
+
+def stalled_classifies(session: Session, stall_timeout: float) -> list[str]:
+    """Fully ingested jobs still running whose counters have not moved for
+    ``stall_timeout``: with the inference queue empty (the caller checks), their classify
+    messages were lost (broker restart, retries used up during a database outage). Their
+    ``progress_at`` is renewed, so each is re-sent once per timeout."""
+    now = utcnow()
+    silent_since = func.coalesce(Job.progress_at, Job.heartbeat_at, Job.created_at)
+    jobs = list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.status == JobStatus.running,
+                Job.ingest_done.is_(True),
+                silent_since < now - timedelta(seconds=stall_timeout),
+            )
+            .order_by(Job.created_at)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for job in jobs:
+        job.progress_at = now
     return [job.id for job in jobs]
 
 
@@ -248,18 +285,17 @@ class RetryPlan:
 
 
 def plan_retry(session: Session, job_id: str, by: str) -> RetryPlan:
-    """Re-open a finished job for what it did not finish: photos whose classification failed
-    (their errors are removed and their attempts reset), photos never classified (the job was
-    cancelled or failed), and an ingest that did not reach the end of the upload. Files that
-    could not be read stay failed: their bytes would fail again."""
+    """Re-open a job for what it did not finish, whatever its state: photos whose
+    classification failed (their errors are removed and their attempts reset), photos never
+    classified (the job was cancelled or failed, or their messages were lost), and an
+    ingest that did not reach the end of the upload (a live delivery, if any, loses its
+    lease and stops at its next batch). Files that could not be read stay failed: their
+    bytes would fail again."""
     job = session.execute(
         select(Job).where(Job.id == job_id).with_for_update()
     ).scalar_one_or_none()
     if job is None:
         raise LookupError(job_id)
-    if job.status not in (JobStatus.partial, JobStatus.failed, JobStatus.cancelled):
-        raise JobConflict(f"job {job_id} is {job.status.value}: only a partial, failed or "
-                          "cancelled job can be retried")  # fmt: skip
     retried = list(
         session.scalars(
             select(JobError).where(JobError.job_id == job_id, JobError.image_id.is_not(None))
@@ -267,13 +303,19 @@ def plan_retry(session: Session, job_id: str, by: str) -> RetryPlan:
     )
     resume_ingest = not job.ingest_done
     if not retried and not resume_ingest and not unclassified_image_ids(session, job_id):
-        raise JobConflict(f"job {job_id} has nothing to retry: its failed files cannot be read")
+        why = (
+            "it succeeded"
+            if job.status == JobStatus.succeeded
+            else "its failed files cannot be read"
+        )
+        raise JobConflict(f"job {job_id} has nothing to retry: {why}")
     for error in retried:
         session.delete(error)
     session.execute(update(JobImage).where(JobImage.job_id == job_id).values(attempts=0))
     job.failed -= len(retried)
     job.status = JobStatus.running if job.started_at else JobStatus.queued
     job.finished_at = None
+    job.progress_at = utcnow()
     job.message = f"retried by {by}"
     if resume_ingest:
         job.ingest_lease = None

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from pawdex.core.jobs import JobConflict
-from pawdex.core.models import Image, Job, JobKind, JobStatus, ModelVersion, Prediction, utcnow
+from pawdex.core.models import (
+    Image,
+    Job,
+    JobImage,
+    JobKind,
+    JobStatus,
+    ModelVersion,
+    Prediction,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,14 @@ def create_reindex_job(session: Session, *, everything: bool = False) -> Reindex
     )  # fmt: skip
     session.add(job)
     session.flush()
+    if ids:  # its photos, as an upload's: what it owes is found (and re-sent) the same way
+        chosen = stmt.with_only_columns(literal(job.id), Image.id, Image.path, false())
+        session.execute(
+            insert(JobImage).from_select(
+                ["job_id", "image_id", "name", "duplicate"],
+                chosen.where(Image.id <= ids[-1]).order_by(None),
+            )
+        )
     return Reindex(job, ids)
 
 

@@ -97,6 +97,9 @@ class Job(Base):
     ingest_lease: Mapped[str | None] = mapped_column(String(32))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ingest_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When the counters last moved (a batch ingested or classified) or work was re-sent: a
+    # running job silent for ``stall_timeout`` with an empty queue has lost its messages.
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

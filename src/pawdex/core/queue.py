@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.exceptions import ChannelError
 
 from pawdex.core import fs_transport
 from pawdex.core.settings import Settings, get_settings
@@ -45,6 +46,10 @@ def make_celery(settings: Settings) -> Celery:
         "accept_content": ["json"],
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Retries of a transient outage (worker.tasks.RETRY): how long a task keeps trying.
+        "task_annotations": {
+            name: {"max_retries": settings.task_retries} for name in (INGEST_TASK, CLASSIFY_TASK)
+        },
     }
     if settings.is_embedded_broker:
         folder = settings.broker_dir
@@ -93,6 +98,17 @@ def _send(name: str, args: list, queue: str, settings: Settings | None) -> None:
         app.tasks[name].apply(args=args, throw=True)
     else:
         app.send_task(name, args=args, queue=queue)
+
+
+def queue_depth(queue: str, settings: Settings | None = None) -> int:
+    """Messages waiting in ``queue`` (not those a worker holds). Redis drops an empty list,
+    and a queue that does not exist holds nothing."""
+    app = get_celery(settings)
+    with app.connection_for_read() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:
+            return 0
 
 
 def enqueue_ingest(job_id: str, settings: Settings | None = None) -> None:

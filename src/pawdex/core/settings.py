@@ -52,6 +52,18 @@ class Settings(BaseSettings):
     )
     max_compression_ratio: float = Field(200.0, description="Per-member zip ratio above = bomb.")
     max_image_pixels: int = Field(80_000_000, description="Larger images are refused (bombs).")
+    max_aspect_ratio: float = Field(
+        10.0,
+        gt=1,
+        description="Images whose long side is more than this many times their short side are "
+        "refused before decoding (scaled to the model's input, a 1x40000 strip is gigabytes).",
+    )
+    max_jpeg_scans: int = Field(
+        100,
+        ge=1,
+        description="JPEGs with more scans are refused before decoding: each scan is one more "
+        "pass over the whole image (a photo has about 10; thousands take minutes).",
+    )
     # Per-API-key token bucket (shared through Redis when the broker is Redis).
     rate_limit_per_minute: int = Field(
         1200, ge=0, description="Requests per minute per API key (refill rate); 0 disables."
@@ -68,6 +80,21 @@ class Settings(BaseSettings):
         le=1024,
         description="Shorter side of thumbnails; at >= the model's resize (256 for Lite0) the "
         "worker classifies from the thumbnail and never decodes the original again.",
+    )
+    # Concurrency: every request the API is serving holds at most one thread and, while it
+    # runs a query, one connection; keep the pool above the threads so no thread waits.
+    api_threads: int = Field(
+        40, ge=1, description="Threads the API runs requests in (anyio's thread limiter)."
+    )
+    db_pool_size: int = Field(20, ge=1, description="PostgreSQL connections each process keeps.")
+    db_max_overflow: int = Field(
+        30, ge=0, description="Connections a process may open beyond the pool under load."
+    )
+    db_pool_timeout: float = Field(
+        5,
+        gt=0,
+        description="Seconds a request waits for a free connection before the API answers "
+        "503 with Retry-After (load shed, never a 30 s hang).",
     )
     # Crash safety: what happens when a worker vanishes (killed, out of memory, host lost).
     broker_visibility_timeout: int = Field(
@@ -101,7 +128,20 @@ class Settings(BaseSettings):
         "http://localhost:5555.",
     )
     sweep_interval: int = Field(
-        60, ge=1, description="Seconds between each worker's checks for lost ingests."
+        15, ge=1, description="Seconds between each worker's checks for lost work."
+    )
+    task_retries: int = Field(
+        8,
+        ge=0,
+        description="Retries (exponential backoff, up to two minutes apart) of a task that met "
+        "a database or broker outage; after them its work is left to the sweeper.",
+    )
+    stall_timeout: int = Field(
+        60,
+        ge=1,
+        description="Seconds a running job's counters may stand still, with its queue empty, "
+        "before its queued work counts as lost (a broker restart, retries used up during a "
+        "database outage) and is sent again. Must exceed the longest classify batch.",
     )
     max_attempts: int = Field(
         3,

@@ -1,12 +1,15 @@
-"""The sweeper: every worker process re-queues, now and then, the jobs whose ingest was lost.
+"""The sweeper: every worker process, now and then, queues again the work that was lost.
 
-A job's ingest renews a heartbeat with every batch; when it falls silent for
-``ingest_heartbeat_timeout`` seconds (its worker was killed, its host vanished) or a queued
-job never started (the API stopped between committing it and queueing it), the job is queued
-again and resumes from its committed position. The ingest counts its attempts and fails the
-job clearly when it keeps dying, so a job is never left "running" for ever. No celery beat:
-each worker runs this in a daemon thread; several sweepers never pick the same job
-(``SKIP LOCKED``), and a job queued twice is ingested once (the lease).
+Work is lost when a worker dies (its ingest falls silent: no heartbeat for
+``ingest_heartbeat_timeout``) and when messages vanish: a broker restarted without
+persistence, the API stopped between committing a job and queueing it, a task that used up
+its retries during a database outage. Such a job's counters stop moving while its queue is
+empty: after ``stall_timeout`` its ingest is queued again (it resumes from its committed
+position) or its unclassified photos are sent again. Every task is idempotent, so a message
+sent twice costs a lookup, never a second prediction.
+
+No celery beat: each worker runs this in a daemon thread; several sweepers never pick the
+same job (``SKIP LOCKED``), and a job queued twice is ingested once (the lease).
 """
 
 from __future__ import annotations
@@ -14,23 +17,60 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 
-from pawdex.core.db import session_scope
-from pawdex.core.jobs import stalled_ingests
-from pawdex.core.queue import enqueue_ingest
+from pawdex.core.db import session_factory
+from pawdex.core.jobs import (
+    finish_if_complete,
+    stalled_classifies,
+    stalled_ingests,
+    unclassified_image_ids,
+)
+from pawdex.core.queue import (
+    INFERENCE_QUEUE,
+    INGEST_QUEUE,
+    enqueue_classify_batches,
+    enqueue_ingest,
+    queue_depth,
+)
 from pawdex.core.settings import Settings
 
 log = logging.getLogger("pawdex.sweeper")
 
 
-def sweep(settings: Settings) -> list[str]:
-    """One pass: re-queue every stalled ingest (committed before it is queued)."""
-    with session_scope(settings) as session:
-        job_ids = stalled_ingests(session, settings.ingest_heartbeat_timeout)
-    for job_id in job_ids:
-        log.warning("event=ingest_resumed job_id=%s reason=heartbeat_stale", job_id)
+@dataclass
+class Sweep:
+    ingests: list[str] = field(default_factory=list)  # jobs whose ingest was queued again
+    classifies: dict[str, int] = field(default_factory=dict)  # job -> photos sent again
+
+
+def sweep(settings: Settings) -> Sweep:
+    """One pass over the jobs whose work was lost (committed before it is queued)."""
+    sessions = session_factory(settings)
+    done = Sweep()
+    ingest_idle = queue_depth(INGEST_QUEUE, settings) == 0
+    with sessions.begin() as session:
+        done.ingests = stalled_ingests(
+            session, settings.ingest_heartbeat_timeout, settings.stall_timeout, ingest_idle
+        )
+    for job_id in done.ingests:
+        log.warning("event=ingest_resumed job_id=%s reason=silent", job_id)
         enqueue_ingest(job_id, settings)
-    return job_ids
+
+    if queue_depth(INFERENCE_QUEUE, settings) > 0:
+        return done  # the workers are on it; this job's messages may be among those
+    with sessions.begin() as session:
+        stalled = stalled_classifies(session, settings.stall_timeout)
+    for job_id in stalled:
+        with sessions.begin() as session:
+            image_ids = unclassified_image_ids(session, job_id)
+            if not image_ids:  # all accounted for: only the closing was lost
+                finish_if_complete(session, job_id)
+        if image_ids:
+            log.warning("event=classify_resent job_id=%s photos=%s", job_id, len(image_ids))
+            enqueue_classify_batches(job_id, image_ids, settings)
+            done.classifies[job_id] = len(image_ids)
+    return done
 
 
 def start_sweeper(settings: Settings) -> threading.Thread:

@@ -16,15 +16,16 @@ from pawdex.core.queue import CLASSIFY_TASK, INGEST_TASK
 
 log = logging.getLogger("pawdex.worker")
 
-# Transient outages of the database or the broker: retry with exponential backoff.
-# Every task is idempotent, so a retry never does anything twice.
+# Transient outages of the database or the broker: retry with exponential backoff, as many
+# times as ``settings.task_retries`` says (the app's task annotations). Every task is
+# idempotent, so a retry never does anything twice; work whose retries ran out is sent again
+# by the sweeper once the outage is over.
 TRANSIENT = (DatabaseError, BrokerError)
 RETRY = dict(
     autoretry_for=TRANSIENT,
     retry_backoff=2,
     retry_backoff_max=120,
     retry_jitter=True,
-    max_retries=8,
 )
 
 
