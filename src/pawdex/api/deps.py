@@ -40,7 +40,10 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed as soon as the route function returns (``scope="function"``), before the response is
+# serialized and sent: its connection is back in the pool while the response waits for a
+# thread and the client reads it (held until the end, hundreds of clients emptied the pool).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 # Database integers are 32-bit: a larger id is simply not found, never a database error.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -150,3 +151,39 @@ def _exempt(settings: Settings) -> set[str]:
 async def _error(exc: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
     await response(scope, receive, send)
+
+
+class Admission:
+    """At most ``api_threads`` requests inside the app at once; the others wait here, in the
+    event loop, holding no thread and no database connection, and after ``api_queue_timeout``
+    seconds are answered 503 with Retry-After (load shed, never a timeout). The connection
+    pool is larger than the admitted requests, so no admitted request waits for one.
+
+    Uploads are not counted: a slow client streaming a large body would hold a place for
+    minutes (their database work is one short transaction at the end)."""
+
+    UNCOUNTED = ("/v1/images", "/v1/archives")
+
+    def __init__(self, app: ASGIApp, settings: SettingsSource) -> None:
+        self.app, self.settings = app, settings
+        self._places: anyio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.UNCOUNTED:
+            return await self.app(scope, receive, send)
+        settings = self.settings()
+        if self._places is None:
+            self._places = anyio.Semaphore(settings.api_threads)
+        with anyio.move_on_after(settings.api_queue_timeout) as waited:
+            await self._places.acquire()
+        if waited.cancelled_caught:
+            response = JSONResponse(
+                {"detail": "the server is busy; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": str(max(1, math.ceil(settings.api_queue_timeout / 2)))},
+            )
+            return await response(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._places.release()

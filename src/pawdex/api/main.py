@@ -17,11 +17,12 @@ from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pawdex.api.accesslog import install_access_log_redaction
 from pawdex.api.deps import single_valued_query
 from pawdex.api.docs import add_docs
-from pawdex.api.limits import BodySizeLimit, RateLimit
+from pawdex.api.limits import Admission, BodySizeLimit, RateLimit
 from pawdex.api.metrics import Metrics
 from pawdex.api.openapi import use_client_ready_openapi
 from pawdex.api.ratelimit import make_rate_limiter
@@ -78,6 +79,21 @@ def allowed_methods(app: FastAPI, request: Request) -> str:
         if pattern.match(request.url.path):
             return methods
     return ""
+
+
+class RefuseNul:
+    """PostgreSQL text cannot hold NUL: refuse it at the door rather than fail deep inside."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+        ):
+            response = JSONResponse({"detail": "NUL bytes are not allowed in URLs"}, 400)
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def _threads(count: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -157,15 +173,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RateLimit, settings=current_settings, limiter=make_rate_limiter(settings))
 
     metrics = Metrics(current_settings)
-    app.middleware("http")(metrics.middleware)
+    # The route's template (``/v1/jobs/{job_id}``) labels the latency, never the raw path.
+    app.add_middleware(metrics.middleware)
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
 
-    @app.middleware("http")
-    async def _guard_request(request: Request, call_next):
-        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail deep inside.
-        if "\x00" in request.url.path or "%00" in request.url.query:
-            return JSONResponse({"detail": "NUL bytes are not allowed in URLs"}, status_code=400)
-        return await call_next(request)
+    app.add_middleware(Admission, settings=current_settings)
+    app.add_middleware(RefuseNul)
 
     for router in (
         uploads.router, jobs.router, animals.router, files.router, health.router,

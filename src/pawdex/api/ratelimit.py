@@ -113,9 +113,16 @@ class RedisRateLimiter:
         if self._client is None:  # created on first use, inside the server's event loop
             import redis.asyncio
 
-            self._client = redis.asyncio.Redis.from_url(
-                self._url, socket_timeout=0.5, socket_connect_timeout=0.5
+            # Blocking: past its connections a request waits a moment for one (hundreds of
+            # concurrent clients), rather than fail over to "unlimited".
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=64,
+                timeout=0.5,
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
             )
+            self._client = redis.asyncio.Redis(connection_pool=pool)
         if source not in self._scripts:
             self._scripts[source] = self._client.register_script(source)
         return self._scripts[source]

@@ -206,7 +206,12 @@ def serve(
         _admin_key_notice(settings)
     try:
         uvicorn.run(
-            "pawdex.api.main:create_app", factory=True, host=host, port=port, log_level="info"
+            "pawdex.api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level="info",
+            workers=settings.api_processes if settings.api_processes > 1 else None,
         )
     finally:
         stop.set()

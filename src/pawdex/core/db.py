@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pawdex.core.settings import Settings, get_settings
 
 
-def make_engine(url: str, pool: tuple[int, int, float] = (20, 30, 5.0)) -> Engine:
+def make_engine(url: str, pool: tuple[int, int, float] = (10, 15, 5.0)) -> Engine:
     """``pool``: PostgreSQL's connection pool (size, overflow, seconds a request waits for a
     connection before the API answers 503), from the settings."""
     if url.startswith("sqlite"):
@@ -36,7 +36,7 @@ def make_engine(url: str, pool: tuple[int, int, float] = (20, 30, 5.0)) -> Engin
 
 
 @lru_cache
-def engine_for(url: str, pool: tuple[int, int, float] = (20, 30, 5.0)) -> Engine:
+def engine_for(url: str, pool: tuple[int, int, float] = (10, 15, 5.0)) -> Engine:
     return make_engine(url, pool)
 
 

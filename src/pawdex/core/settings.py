@@ -83,12 +83,24 @@ class Settings(BaseSettings):
     )
     # Concurrency: every request the API is serving holds at most one thread and, while it
     # runs a query, one connection; keep the pool above the threads so no thread waits.
-    api_threads: int = Field(
-        40, ge=1, description="Threads the API runs requests in (anyio's thread limiter)."
+    api_processes: int = Field(
+        1,
+        ge=1,
+        description="API server processes (`pawdex serve`); one Python process uses one core. "
+        "With several, rate limits need Redis (the in-memory limiter is per process).",
     )
-    db_pool_size: int = Field(20, ge=1, description="PostgreSQL connections each process keeps.")
+    api_threads: int = Field(
+        20, ge=1, description="Threads the API runs requests in (anyio's thread limiter)."
+    )
+    api_queue_timeout: float = Field(
+        10,
+        gt=0,
+        description="Past `api_threads` requests at once, a request waits this long for its "
+        "turn, then gets 503 with Retry-After.",
+    )
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections each process keeps.")
     db_max_overflow: int = Field(
-        30, ge=0, description="Connections a process may open beyond the pool under load."
+        15, ge=0, description="Connections a process may open beyond the pool under load."
     )
     db_pool_timeout: float = Field(
         5,
