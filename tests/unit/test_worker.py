@@ -159,3 +159,32 @@ def test_model_input_is_the_thumbnail_when_it_covers_the_model_resize(tmp_path):
     storage.put("images/original.jpg", original)
     row = SimpleNamespace(thumbnail_path="thumbs/small.jpg", stored_path="images/original.jpg")
     assert min(model_input(row, storage, resize_size=256).size) >= 256  # from the original
+
+
+def test_classify_reads_thumbnails_and_never_opens_an_original(tmp_path, monkeypatch, classifier):
+    """Thumbnails are made at least as big as the served model's resize (read from its
+    registered version), whatever ``thumbnail_size`` says: each photo is decoded once, at
+    ingest, and the inference worker reads only thumbnails."""
+    from PIL import Image as PILImage
+
+    from pawdex.core.storage import Storage
+    from pawdex.worker import classify
+    from pawdex.worker.model_cache import preload
+    from tests.conftest import _eager_client, embedded_settings_at
+
+    def no_original(*args, **kwargs):
+        raise AssertionError("the inference worker opened an original")
+
+    monkeypatch.setattr(classify, "decode_for_model", no_original)
+    with embedded_settings_at(monkeypatch, tmp_path / "var", PAWDEX_THUMBNAIL_SIZE="64") as s:
+        preload(s)
+        with _eager_client(s) as client, session_scope(s) as session:
+            files = [("file", (f"{i}.jpg", jpeg_bytes(seed=700 + i, width=640, height=480)))
+                     for i in range(3)]  # fmt: skip
+            job_id = client.post("/v1/images", files=files).json()["job_id"]
+            job = _job(session, job_id)
+            thumbs = session.scalars(select(Image.thumbnail_path)).all()
+        storage = Storage(s.storage_dir)
+        sizes = [PILImage.open(storage.path(t)).size for t in thumbs]
+    assert (job.status, job.done, job.failed) == ("succeeded", 3, 0)
+    assert all(min(size) == classifier.preset.resize_size for size in sizes), sizes

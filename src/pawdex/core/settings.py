@@ -78,8 +78,8 @@ class Settings(BaseSettings):
         256,
         ge=32,
         le=1024,
-        description="Shorter side of thumbnails; at >= the model's resize (256 for Lite0) the "
-        "worker classifies from the thumbnail and never decodes the original again.",
+        description="Shorter side of thumbnails, raised to the served model's resize (272 for "
+        "Lite1) so the worker classifies from the thumbnail and never decodes an original.",
     )
     # Concurrency: every request the API is serving holds at most one thread and, while it
     # runs a query, one connection; keep the pool above the threads so no thread waits.

@@ -45,6 +45,7 @@ from pawdex.core.jobs import (
     take_ingest_lease,
     unclassified_image_ids,
 )
+from pawdex.core.model_versions import active_version
 from pawdex.core.models import (
     Image,
     Job,
@@ -95,12 +96,18 @@ class Delivery:
     settings: Settings
     sessions: sessionmaker[Session]
     storage: Storage
+    thumbnail_side: int  # the thumbnails' shorter side: the classifier reads them as they are
 
     @classmethod
     def of(cls, job_id: str, token: str, settings: Settings) -> Delivery:
+        sessions = session_factory(settings)
+        with sessions() as session:
+            version = active_version(session)
+        model_side = int((version.details or {}).get("resize_size", 0)) if version else 0
         return cls(
-            job_id, token, settings, session_factory(settings), Storage(settings.storage_dir)
-        )
+            job_id, token, settings, sessions, Storage(settings.storage_dir),
+            max(settings.thumbnail_size, model_side),
+        )  # fmt: skip
 
 
 def ingest_job(job_id: str, settings: Settings | None = None) -> None:
@@ -225,10 +232,10 @@ def _decode_and_store(item: _Prepared, run: Delivery) -> None:
         img, info = open_image(
             data,
             settings.max_image_pixels,
-            min_side=settings.thumbnail_size,
+            min_side=run.thumbnail_side,
             budget=DecodeBudget.of(settings),
         )
-        thumbnail = make_thumbnail(img, settings.thumbnail_size)
+        thumbnail = make_thumbnail(img, run.thumbnail_side)
     except UnsupportedImage as exc:
         item.error = str(exc)
         return

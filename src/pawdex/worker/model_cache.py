@@ -79,7 +79,9 @@ def _classifier(
 
 
 def model_details(model: BreedClassifier) -> dict:
-    details: dict = {"input_size": model.input_size}
+    # resize_size: ingest makes thumbnails at least this big, so classify reads them and
+    # never decodes an original again.
+    details: dict = {"input_size": model.input_size, "resize_size": model.preset.resize_size}
     path = getattr(model, "path", None)
     if path is not None:
         details["path"] = str(Path(path).resolve())
