@@ -98,11 +98,14 @@ def _filtered(version_id: int, filters: AnimalFilters, source: LabelSource | Non
         .outerjoin(Label, and_(Label.image_id == Image.id, Label.current.is_(True)))
         .where(Prediction.model_version_id == version_id)
     )
+    # On the join key: PostgreSQL then plans an anti-join (a semi-join for the human side)
+    # and walks the prediction index until the page is full. ``labels.id IS NULL`` hid that
+    # from it: it estimated 0.5 % of rows left and sorted every image (150 ms at 100k rows).
     if source == LabelSource.model:
-        stmt = stmt.where(Label.id.is_(None))
+        stmt = stmt.where(Label.image_id.is_(None))
         breed, species = Prediction.breed, Prediction.species
     elif source == LabelSource.human:
-        stmt = stmt.where(Label.id.is_not(None))
+        stmt = stmt.where(Label.image_id.is_not(None))
         breed, species = Label.breed, Label.species
     if filters.breed:
         stmt = stmt.where(breed == filters.breed)

@@ -207,6 +207,22 @@ class Prediction(Base):
         ),
         Index("ix_predictions_model_conf", "model_version_id", "confidence", "image_id"),
         Index("ix_predictions_model_created", "model_version_id", "created_at", "image_id"),
+        # Newest first within a breed or a species: without them PostgreSQL walked every
+        # prediction by date, filtering (240 ms at 1M rows for a rare species).
+        Index(
+            "ix_predictions_model_breed_created",
+            "model_version_id",
+            "breed",
+            "created_at",
+            "image_id",
+        ),
+        Index(
+            "ix_predictions_model_species_created",
+            "model_version_id",
+            "species",
+            "created_at",
+            "image_id",
+        ),
     )
 
 
