@@ -10,7 +10,6 @@ The workers run ``tests.integration.faulty_worker`` (``pawdex`` plus test-only f
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,17 +20,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from pawdex.core.models import Job, JobError, JobImage, Prediction
 from tests.factories import jpeg_bytes, make_zip
-from tests.integration.conftest import _unavailable
+from tests.integration.private_services import PrivateRedis
 from tests.stack import (
     base_env,
-    die_with_parent,
-    free_port,
     running_stack,
     spawn,
     stop,
@@ -50,27 +46,10 @@ HANG = b"pawdex-test-hang"
 def redis_url(tmp_path) -> Iterator[str]:
     """A Redis server of the test's own: its workers must neither take other tests' tasks nor
     lose theirs to them (on a dev machine the shared server is shared by everyone's tests)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _unavailable("redis-server", FileNotFoundError("redis-server"))
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        preexec_fn=die_with_parent,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    wait_for(lambda: _pings(url), "redis-server did not start", timeout=10)
-    yield url
-    stop(server)
-
-
-def _pings(url: str) -> bool:
-    try:
-        return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return False
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
