@@ -483,9 +483,11 @@ def seed_catalog(
                         200_000 + i % 50_000, 1600, 1200, storage.image_key(sha, "JPEG"),
                         storage.thumbnail_key(sha), now - timedelta(seconds=3 * (rows - i)),
                     ))  # fmt: skip
+            labels = []
             with cur.copy(
                 "COPY predictions (image_id, model_version_id, species, breed, confidence,"
-                " species_confidence, top_k, created_at) FROM STDIN"
+                " species_confidence, top_k, created_at, catalog_species, catalog_breed,"
+                " labelled) FROM STDIN"
             ) as copy:
                 for i in range(1, rows + 1):
                     species = rng.choices(("dog", "cat", "other"), (0.88, 0.08, 0.04))[0]
@@ -499,25 +501,31 @@ def seed_catalog(
                         {"breed": b, "confidence": round(min(confidence, rest / 2 ** (k + 1)), 4)}
                         for k, b in enumerate(top[1:])
                     ]
+                    breed = top[0] if species == "dog" else None
+                    shown = (species, breed)
+                    is_labelled = rng.random() < labelled
+                    if is_labelled:  # reviewers mostly confirm or correct dogs
+                        shown = ("dog", rng.choices(breeds, weights)[0])
+                        labels.append((i, *shown, version_id, breed, "bench", True, now))
                     copy.write_row((
-                        i, version_id, species, top[0] if species == "dog" else None,
-                        confidence, rng.uniform(0.5, 1.0), json.dumps(top_k),
-                        now - timedelta(seconds=3 * (rows - i) - 1),
+                        i, version_id, species, breed, confidence, rng.uniform(0.5, 1.0),
+                        json.dumps(top_k), now - timedelta(seconds=3 * (rows - i) - 1), *shown,
+                        is_labelled,
                     ))  # fmt: skip
             with cur.copy(
                 "COPY labels (image_id, species, breed, model_version_id, model_breed,"
                 " key_name, current, created_at) FROM STDIN"
             ) as copy:
-                for i in range(1, rows + 1):
-                    if rng.random() < labelled:
-                        breed = rng.choices(breeds, weights)[0]
-                        copy.write_row((i, "dog", breed, version_id, None, "bench", True, now))
+                for row in labels:
+                    copy.write_row(row)
             cur.execute(
                 "SELECT setval(pg_get_serial_sequence('images', 'id'), %s)", (max(rows, 1),)
             )
         conn.commit()
-        conn.execute("ANALYZE")
-        conn.commit()
+        # What autovacuum does after a bulk load: statistics, and the visibility map that
+        # lets the catalogue find a page from its indexes alone.
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
 
 
 def explain_animals_query(alchemy_url: str, params: dict[str, Any]) -> dict[str, str]:

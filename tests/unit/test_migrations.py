@@ -26,3 +26,49 @@ def test_every_revision_downgrades_and_upgrades_again(embedded_settings):
     command.downgrade(config, "base")
     command.upgrade(config, "head")
     assert schema_diff(get_engine(embedded_settings)) == []
+
+
+def test_catalog_columns_show_existing_labels_after_upgrade(embedded_settings):
+    """0008 fills what the catalogue shows from the predictions and current labels already
+    stored: a labelled photo shows the person's verdict, the others the model's answer."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from pawdex.core.migrate import alembic_config
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "0007")
+    engine = get_engine(embedded_settings)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO model_versions (id, version, name, active, details,"
+                          " created_at) VALUES (1, 'm@1', 'm', 1, '{}', '2026-01-01')"))  # fmt: skip
+        for i in (1, 2, 3):
+            conn.execute(
+                text("INSERT INTO images (id, sha256, filename, path, format, size_bytes,"
+                     " width, height, stored_path, created_at) VALUES (:i, :sha, 'a.jpg',"
+                     " 'a.jpg', 'JPEG', 1, 1, 1, 'x', '2026-01-01')"),
+                {"i": i, "sha": f"{i:064d}"},
+            )  # fmt: skip
+            conn.execute(
+                text("INSERT INTO predictions (image_id, model_version_id, species, breed,"
+                     " confidence, species_confidence, top_k, created_at) VALUES (:i, 1, 'dog',"
+                     " 'pug', 0.9, 0.9, '[]', '2026-01-01')"),
+                {"i": i},
+            )  # fmt: skip
+        labels = [(1, "dog", "beagle", 0), (1, "cat", None, 1), (2, "dog", "beagle", 0)]
+        for image_id, species, breed, current in labels:
+            conn.execute(
+                text("INSERT INTO labels (image_id, species, breed, key_name, current,"
+                     " created_at) VALUES (:i, :s, :b, 'k', :c, '2026-01-01')"),
+                {"i": image_id, "s": species, "b": breed, "c": current},
+            )  # fmt: skip
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT image_id, catalog_species, catalog_breed, labelled FROM predictions"
+                 " ORDER BY image_id")
+        ).all()  # fmt: skip
+    # 1: its current label (a cat); 2: only an outdated label, so the model's; 3: unlabelled.
+    assert [tuple(r) for r in rows] == [
+        (1, "cat", None, 1), (2, "dog", "pug", 0), (3, "dog", "pug", 0),
+    ]  # fmt: skip

@@ -286,11 +286,11 @@ def test_retry_classifies_again_the_photos_whose_classification_failed(
     assert count == 1
 
 
-def test_breed_pages_merge_model_and_human_labels_in_keyset_order(
+def test_breed_pages_mix_model_and_human_labels_in_keyset_order(
     eager_client, embedded_settings, indexed
 ):
-    """A breed filter reads two sides (photos nobody labelled: the model's breed; labelled
-    photos: the person's); pages of one must still come in one order, none lost or twice."""
+    """A breed's photos are those the model put there and nobody corrected, and those a
+    person labelled so: pages come in one order, none lost or twice."""
     headers = archivist(eager_client, embedded_settings)
     target = indexed[0]["model_breed"] or "beagle"
     relabelled = [a for a in indexed if a["model_breed"] != target][:3]
@@ -316,3 +316,68 @@ def test_breed_pages_merge_model_and_human_labels_in_keyset_order(
             if not (cursor := page["next_cursor"]):
                 break
         assert seen == [a["id"] for a in order]
+
+
+def test_labels_keep_showing_after_every_photo_is_classified_again(
+    eager_client, embedded_settings, indexed
+):
+    """A reindex rewrites the model's predictions; what the catalogue shows and filters on
+    must still be the person's verdict."""
+    animal = next(a for a in indexed if a["species"] == "dog")
+    new = other_breed(animal)
+    eager_client.post(
+        f"/v1/animals/{animal['id']}/label",
+        json={"species": "dog", "breed": new},
+        headers=archivist(eager_client, embedded_settings),
+    )
+    admin = {"X-API-Key": make_key(embedded_settings, "admin")}
+    job = eager_client.post("/v1/admin/reindex", json={"all": True}, headers=admin).json()
+    assert eager_client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"
+    with session_scope(embedded_settings) as session:
+        prediction = session.scalar(select(Prediction).where(Prediction.image_id == animal["id"]))
+        assert prediction.job_id == job["id"]  # rewritten by the reindex
+        assert (prediction.breed, prediction.catalog_breed) == (animal["model_breed"], new)
+    by_new = eager_client.get("/v1/animals", params={"breed": new, "label_source": "human"})
+    assert [a["id"] for a in by_new.json()["items"]] == [animal["id"]]
+    by_old = eager_client.get("/v1/animals", params={"breed": animal["model_breed"]}).json()
+    assert animal["id"] not in [a["id"] for a in by_old["items"]]
+
+
+def test_breed_counts_follow_every_change_folded_or_not(eager_client, embedded_settings, indexed):
+    """/v1/breeds reads tallies the database keeps (triggers on predictions append deltas,
+    the sweeper folds them): they must equal counting the photos, at every step."""
+    from sqlalchemy import delete
+
+    from pawdex.core.catalog import fold_breed_tallies
+    from pawdex.core.models import BreedTallyDelta
+
+    def counted() -> dict[str, int]:
+        with session_scope(embedded_settings) as session:
+            rows = session.execute(
+                select(Prediction.catalog_breed, func.count())
+                .where(Prediction.catalog_breed.is_not(None))
+                .group_by(Prediction.catalog_breed)
+            ).all()
+        return dict(rows)
+
+    def served() -> dict[str, int]:
+        return {b["breed"]: b["count"] for b in eager_client.get("/v1/breeds").json()}
+
+    assert served() == counted() and sum(counted().values()) >= 1
+    dog = next(a for a in indexed if a["species"] == "dog")
+    headers = archivist(eager_client, embedded_settings)
+    eager_client.post(f"/v1/animals/{dog['id']}/label", json={"species": "dog",
+                      "breed": other_breed(dog)}, headers=headers)  # fmt: skip
+    assert served() == counted()
+    with session_scope(embedded_settings) as session:
+        assert fold_breed_tallies(session) > 0
+        assert session.scalar(select(func.count()).select_from(BreedTallyDelta)) == 0
+    assert served() == counted()
+    eager_client.post(f"/v1/animals/{dog['id']}/label", json={"species": "cat",
+                      "breed": None}, headers=headers)  # fmt: skip
+    with session_scope(embedded_settings) as session:
+        session.execute(delete(Prediction).where(Prediction.image_id == indexed[-1]["id"]))
+    assert served() == counted()
+    with session_scope(embedded_settings) as session:
+        fold_breed_tallies(session, limit=1)  # a partial fold
+    assert served() == counted()

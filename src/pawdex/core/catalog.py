@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select, union_all
 from sqlalchemy.orm import Bundle, Session
 
 from pawdex.core.cursors import cursor_datetime, cursor_row_id, decode_cursor, encode_cursor
 from pawdex.core.errors import InvalidCursor, InvalidQuery
+from pawdex.core.jobs import dialect_insert
 from pawdex.core.model_versions import active_version
-from pawdex.core.models import Image, JobImage, Label, LabelSource, ModelVersion, Prediction
+from pawdex.core.models import (
+    BreedTally,
+    BreedTallyDelta,
+    Image,
+    JobImage,
+    Label,
+    LabelSource,
+    ModelVersion,
+    Prediction,
+)
 
 
 class AnimalSort(StrEnum):
@@ -86,39 +97,42 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(version_id: int, filters: AnimalFilters, source: LabelSource | None) -> Select:
-    """The filtered query over one side of the labels: ``model`` (photos no person labelled:
-    breed and species are the prediction's), ``human`` (breed and species are the person's)
-    or None (both sides, when no breed/species filter needs to tell them apart). Each side
-    keeps the prediction indexes usable; an OR across both tables would not."""
-    stmt = (
+def _shown(version_id: int) -> Select:
+    """An animal's page: its image, this model's prediction and the current label, if any."""
+    return (
         select(IMAGE, PREDICTION, LABEL)
         .select_from(Image)
         .join(Prediction, Prediction.image_id == Image.id)
         .outerjoin(Label, and_(Label.image_id == Image.id, Label.current.is_(True)))
         .where(Prediction.model_version_id == version_id)
     )
-    # On the join key: PostgreSQL then plans an anti-join (a semi-join for the human side)
-    # and walks the prediction index until the page is full. ``labels.id IS NULL`` hid that
-    # from it: it estimated 0.5 % of rows left and sorted every image (150 ms at 100k rows).
-    if source == LabelSource.model:
-        stmt = stmt.where(Label.image_id.is_(None))
-        breed, species = Prediction.breed, Prediction.species
-    elif source == LabelSource.human:
-        stmt = stmt.where(Label.image_id.is_not(None))
-        breed, species = Label.breed, Label.species
+
+
+def _matching(version_id: int, filters: AnimalFilters) -> Select:
+    """The ids of the matching photos: one range scan of a prediction index, since each
+    prediction row carries what the catalogue shows (``catalog_*``: the person's label over
+    the model's answer) and the indexes include the other filtered columns, so on PostgreSQL
+    a page is found from the index alone."""
+    stmt = select(Prediction.image_id).where(Prediction.model_version_id == version_id)
+    if filters.label_source == LabelSource.human:
+        stmt = stmt.where(Prediction.labelled)  # as the partial index's predicate is written
+    elif filters.label_source == LabelSource.model:
+        stmt = stmt.where(~Prediction.labelled)
     if filters.breed:
-        stmt = stmt.where(breed == filters.breed)
+        stmt = stmt.where(Prediction.catalog_breed == filters.breed)
     if filters.species:
-        stmt = stmt.where(species == filters.species)
+        stmt = stmt.where(Prediction.catalog_species == filters.species)
     if filters.min_confidence is not None:
         stmt = stmt.where(Prediction.confidence >= filters.min_confidence)
     if filters.max_confidence is not None:
         stmt = stmt.where(Prediction.confidence <= filters.max_confidence)
     if filters.job_id:
         stmt = stmt.join(
-            JobImage, and_(JobImage.image_id == Image.id, JobImage.job_id == filters.job_id)
+            JobImage,
+            and_(JobImage.image_id == Prediction.image_id, JobImage.job_id == filters.job_id),
         )
+    if filters.path_prefix or filters.filename:
+        stmt = stmt.join(Image, Image.id == Prediction.image_id)
     if filters.path_prefix:
         stmt = stmt.where(Image.path.like(_escape_like(filters.path_prefix) + "%", escape="\\"))
     if filters.filename:
@@ -155,18 +169,18 @@ def _decode_animal_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
     return value, cursor_row_id(data["id"])
 
 
-def _ordered(stmt: Select, sort: AnimalSort, after: tuple[Any, int] | None) -> Select:
+def _after(stmt: Select, sort: AnimalSort, after: tuple[Any, int]) -> Select:
+    key, (value, last_id) = _sort_key(sort), after
+    if sort == AnimalSort.confidence_asc:
+        return stmt.where(or_(key > value, and_(key == value, Prediction.image_id > last_id)))
+    return stmt.where(or_(key < value, and_(key == value, Prediction.image_id < last_id)))
+
+
+def _order(sort: AnimalSort) -> tuple:
     key = _sort_key(sort)
-    descending = sort != AnimalSort.confidence_asc
-    if after is not None:
-        value, last_id = after
-        if descending:
-            stmt = stmt.where(or_(key < value, and_(key == value, Prediction.image_id < last_id)))
-        else:
-            stmt = stmt.where(or_(key > value, and_(key == value, Prediction.image_id > last_id)))
-    if descending:
-        return stmt.order_by(key.desc(), Prediction.image_id.desc())
-    return stmt.order_by(key.asc(), Prediction.image_id.asc())
+    if sort == AnimalSort.confidence_asc:
+        return key.asc(), Prediction.image_id.asc()
+    return key.desc(), Prediction.image_id.desc()
 
 
 def list_animals(
@@ -180,23 +194,13 @@ def list_animals(
     version = _resolve_version(session, filters.model_version)
     if version is None:
         return [], None
-    if filters.label_source is not None:
-        sources: list[LabelSource | None] = [filters.label_source]
-    elif filters.breed or filters.species:
-        sources = [LabelSource.model, LabelSource.human]
-    else:
-        sources = [None]
-    rows: list[AnimalRecord] = []
-    for source in sources:
-        stmt = _ordered(_filtered(version.id, filters, source), sort, after).limit(limit + 1)
-        rows += [AnimalRecord.of(row, version.version) for row in session.execute(stmt)]
-    if len(sources) > 1:  # merge the sides, each already in keyset order
-        field = "created_at" if sort == AnimalSort.indexed_desc else "confidence"
-        rows.sort(
-            key=lambda r: (getattr(r.prediction, field), r.prediction.image_id),
-            reverse=sort != AnimalSort.confidence_asc,
-        )
-        rows = rows[: limit + 1]
+    matching = _matching(version.id, filters)
+    if after is not None:
+        matching = _after(matching, sort, after)
+    # The page's ids first, then their rows: only the page's rows are read from the tables.
+    page = matching.order_by(*_order(sort)).limit(limit + 1).subquery("page")
+    stmt = _shown(version.id).join(page, page.c.image_id == Image.id).order_by(*_order(sort))
+    rows = [AnimalRecord.of(row, version.version) for row in session.execute(stmt)]
     next_cursor = _animal_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -219,24 +223,57 @@ def get_animal(
     version = _resolve_version(session, model_version)
     if version is None:
         return None
-    row = session.execute(
-        _filtered(version.id, AnimalFilters(), None).where(Image.id == image_id)
-    ).first()
+    row = session.execute(_shown(version.id).where(Image.id == image_id)).first()
     return AnimalRecord.of(row, version.version) if row else None
 
 
 def breed_counts(session: Session, model_version: str | None = None) -> list[tuple[str, int]]:
-    """Photos per breed, a person's label counting over the model's."""
+    """Photos per breed, a person's label counting over the model's: the folded tallies plus
+    the deltas not folded yet (one snapshot, so a concurrent fold never counts twice)."""
     version = _resolve_version(session, model_version)
     if version is None:
         return []
-    breed = case((Label.id.is_(None), Prediction.breed), else_=Label.breed)
+    parts = union_all(
+        select(BreedTally.breed, BreedTally.photos).where(
+            BreedTally.model_version_id == version.id
+        ),
+        select(BreedTallyDelta.breed, BreedTallyDelta.photos).where(
+            BreedTallyDelta.model_version_id == version.id
+        ),
+    ).subquery()
+    photos = func.sum(parts.c.photos)
     stmt = (
-        select(breed, func.count())
-        .select_from(Prediction)
-        .outerjoin(Label, and_(Label.image_id == Prediction.image_id, Label.current.is_(True)))
-        .where(Prediction.model_version_id == version.id, breed.is_not(None))
-        .group_by(breed)
-        .order_by(func.count().desc(), breed)
+        select(parts.c.breed, photos)
+        .group_by(parts.c.breed)
+        .having(photos > 0)
+        .order_by(photos.desc(), parts.c.breed)
     )
-    return [(name, count) for name, count in session.execute(stmt)]
+    return [(name, int(count)) for name, count in session.execute(stmt)]
+
+
+def fold_breed_tallies(session: Session, limit: int = 10_000) -> int:
+    """Fold up to ``limit`` deltas into ``breed_tallies``; returns how many. Several workers
+    may fold at once: each takes rows the others have not locked."""
+    taken = select(BreedTallyDelta.id).order_by(BreedTallyDelta.id).limit(limit)
+    taken = taken.with_for_update(skip_locked=True)
+    rows = session.execute(
+        delete(BreedTallyDelta)
+        .where(BreedTallyDelta.id.in_(taken.scalar_subquery()))
+        .returning(BreedTallyDelta.model_version_id, BreedTallyDelta.breed, BreedTallyDelta.photos)
+    ).all()
+    sums: Counter[tuple[int, str]] = Counter()
+    for version_id, breed, photos in rows:
+        sums[version_id, breed] += photos
+    if sums:
+        # In key order, so two folds never wait on each other's rows crosswise.
+        values = [
+            {"model_version_id": v, "breed": b, "photos": n} for (v, b), n in sorted(sums.items())
+        ]
+        stmt = dialect_insert(session)(BreedTally).values(values)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["model_version_id", "breed"],
+                set_={"photos": BreedTally.photos + stmt.excluded.photos},
+            )
+        )
+    return len(rows)

@@ -23,11 +23,14 @@ from pawdex.core.models import (
 )
 
 
+def dialect_insert(session: Session) -> Any:
+    """The session's dialect's ``insert`` (SQLite or PostgreSQL: both know ON CONFLICT)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
 def insert_ignoring_conflicts(session: Session, model: type, index_elements: list[str]) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (SQLite or PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(model).on_conflict_do_nothing(index_elements=index_elements)
+    """``INSERT … ON CONFLICT DO NOTHING``."""
+    return dialect_insert(session)(model).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def upsert(
@@ -36,9 +39,7 @@ def upsert(
     """``INSERT … ON CONFLICT DO UPDATE`` of every other column, skipped for existing rows
     whose columns already equal ``where_not`` (so a redelivered batch updates nothing and
     ``RETURNING`` reports only what changed)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).values(values)
+    stmt = dialect_insert(session)(model).values(values)
     columns = [c for c in values[0] if c not in index_elements]
     table = model.__table__
     condition = and_(

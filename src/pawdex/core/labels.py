@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from pawdex.core.errors import PawdexError
@@ -61,7 +61,33 @@ def add_label(
     )  # fmt: skip
     session.add(label)
     session.flush()
+    show_labels(session, [image_id])
     return label
+
+
+def show_labels(session: Session, image_ids: Sequence[int]) -> None:
+    """Make the predictions of ``image_ids`` show their photos' current labels (or the
+    model's own answer where a photo has none any more): what the catalogue filters on."""
+    if not image_ids:
+        return
+    current = select(Label).where(Label.image_id == Prediction.image_id, Label.current.is_(True))
+    of_photos = Prediction.image_id.in_(image_ids)
+    session.execute(
+        update(Prediction)
+        .where(of_photos, exists(current))
+        .values(
+            labelled=True,
+            catalog_species=current.with_only_columns(Label.species).scalar_subquery(),
+            catalog_breed=current.with_only_columns(Label.breed).scalar_subquery(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Prediction)
+        .where(of_photos, Prediction.labelled.is_(True), ~exists(current))
+        .values(labelled=False, catalog_species=Prediction.species, catalog_breed=Prediction.breed)
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pawdex.core.db import session_factory
 from pawdex.core.errors import UnsupportedImage
 from pawdex.core.imaging import DecodeBudget, decode_for_model
 from pawdex.core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts, upsert
+from pawdex.core.labels import show_labels
 from pawdex.core.model_versions import replaces_predictions
 from pawdex.core.models import Image, Job, JobError, JobImage, JobStatus
 from pawdex.core.models import Prediction as PredictionRow
@@ -195,6 +196,9 @@ def _record(
                 "job_id": job_id,
                 "species": p.species,
                 "breed": p.breed,
+                "catalog_species": p.species,
+                "catalog_breed": p.breed,
+                "labelled": False,
                 "confidence": p.confidence,
                 "species_confidence": p.species_confidence,
                 "top_k": [{"breed": b, "confidence": c} for b, c in p.top_k],
@@ -207,6 +211,7 @@ def _record(
         else:
             stmt = insert_ignoring_conflicts(session, PredictionRow, keys).values(values)
         inserted = list(session.scalars(stmt.returning(PredictionRow.image_id)))
+        show_labels(session, inserted)  # photos a person labelled before (a reindex)
     failed = 0
     for image_id, message in bad:
         already = session.scalar(

@@ -8,6 +8,8 @@ empty: after ``stall_timeout`` its ingest is queued again (it resumes from its c
 position) or its unclassified photos are sent again. Every task is idempotent, so a message
 sent twice costs a lookup, never a second prediction.
 
+It also folds the breed tallies' deltas (``core.catalog.fold_breed_tallies``).
+
 No celery beat: each worker runs this in a daemon thread; several sweepers never pick the
 same job (``SKIP LOCKED``), and a job queued twice is ingested once (the lease).
 """
@@ -19,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from pawdex.core.catalog import fold_breed_tallies
 from pawdex.core.db import session_factory
 from pawdex.core.jobs import (
     finish_if_complete,
@@ -42,12 +45,15 @@ log = logging.getLogger("pawdex.sweeper")
 class Sweep:
     ingests: list[str] = field(default_factory=list)  # jobs whose ingest was queued again
     classifies: dict[str, int] = field(default_factory=dict)  # job -> photos sent again
+    folded: int = 0  # breed tally deltas folded in
 
 
 def sweep(settings: Settings) -> Sweep:
     """One pass over the jobs whose work was lost (committed before it is queued)."""
     sessions = session_factory(settings)
     done = Sweep()
+    with sessions.begin() as session:
+        done.folded = fold_breed_tallies(session)
     ingest_idle = queue_depth(INGEST_QUEUE, settings) == 0
     with sessions.begin() as session:
         done.ingests = stalled_ingests(
