@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import torch
@@ -428,23 +428,39 @@ def measure_rates(
     from other processes, which comes and goes, weighs on both sides of a ratio alike."""
     served = {key: make_served(key, cache_dir) for key in keys}
     picks = [images[(i * len(images)) // batch_size] for i in range(batch_size)]
-    batches = {}
+    calls = {}
     for key, clf in served.items():
         clf.load()
-        batches[key] = torch.stack([clf.preprocess(img) for img in picks])
-        clf.predict_tensors(batches[key])  # warm-up: allocations, kernels
+        batch = torch.stack([clf.preprocess(img) for img in picks])
+        calls[key] = partial(clf.predict_tensors, batch)
+    return interleaved_rates(calls, batch_size, seconds, rounds, log)
+
+
+def interleaved_rates(
+    calls: dict[str, Callable[[], object]],
+    images_per_call: int,
+    seconds: float,
+    rounds: int,
+    log: Callable[[str], None],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """img/s of each call and its ratio to the first one's: rounds interleave the calls,
+    each for ``seconds`` (after one warm-up call: allocations, kernels); both numbers are
+    medians over rounds, the ratio taken within each round."""
+    keys = list(calls)
+    for call in calls.values():
+        call()
     per_round: dict[str, list[float]] = {key: [] for key in keys}
     ratios: dict[str, list[float]] = {key: [] for key in keys}
     for r in range(rounds):
-        for key, clf in served.items():
+        for key, call in calls.items():
             passes, started = 0, time.perf_counter()
             while True:
-                clf.predict_tensors(batches[key])
+                call()
                 passes += 1
                 elapsed = time.perf_counter() - started
                 if passes >= 2 and elapsed >= seconds:
                     break
-            per_round[key].append(passes * batch_size / elapsed)
+            per_round[key].append(passes * images_per_call / elapsed)
         base = per_round[keys[0]][-1]
         for key in keys:
             ratios[key].append(per_round[key][-1] / base)

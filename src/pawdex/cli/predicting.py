@@ -29,8 +29,13 @@ def format_prediction(name: str, prediction, top: int) -> str:
 def predict_files(photos: list[Path], top: int, model_name: str, settings: Settings) -> int:
     """Print one line per photo (more with ``top``); returns the number of unreadable files."""
     from pawdex.ml import load_classifier
+    from pawdex.ml.quantize import calibration_photos
 
-    model = load_classifier(model_name, settings.device, settings.runtime, settings.onnx_cache_dir)
+    folder = settings.calibration_dir
+    model = load_classifier(
+        model_name, settings.device, settings.runtime, settings.onnx_cache_dir,
+        calibration_photos(folder) if folder is not None else (),
+    )  # fmt: skip
     budget = DecodeBudget.of(settings)
     failures = 0
     for start in range(0, len(photos), BATCH):

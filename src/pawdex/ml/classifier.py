@@ -23,6 +23,7 @@ from pawdex.ml.classes import (
 )
 from pawdex.ml.devices import autocast, resolve_device
 from pawdex.ml.presets import EvalPreset
+from pawdex.ml.quantize import Calibration
 from pawdex.ml.runtime import Forward, make_forward, resolve_runtime
 from pawdex.model_names import imagenet_dogs_name
 from pawdex.taxonomy import SPECIES
@@ -50,10 +51,12 @@ class BreedClassifier(ABC):
         device: str = "auto",
         runtime: str = "auto",
         cache_dir: Path | None = None,
+        calibration: Sequence[Path] = (),
     ) -> None:
         self.name = name
         self.device = resolve_device(device)
-        self.runtime = resolve_runtime(runtime, self.device)
+        self.calibration = tuple(calibration)  # photos an int8 graph is calibrated on
+        self.runtime = resolve_runtime(runtime, self.device, calibrated=bool(self.calibration))
         self.cache_dir = cache_dir  # where exported ONNX graphs are kept
         self._forward: Forward | None = None
         self._lock = threading.Lock()
@@ -92,9 +95,13 @@ class BreedClassifier(ABC):
         """Build the model and move it to the device; later calls do nothing."""
         with self._lock:
             if self._forward is None:
+                calibration = None
+                if self.runtime == "onnx-int8" and self.calibration:
+                    calibration = Calibration.of_photos(self.calibration, self.preprocess)
                 self._forward = make_forward(
                     lambda: self._build().eval(), self.device, self.runtime, self.input_size,
                     cache_name=self.version, cache_dir=self.cache_dir,
+                    batch=self.forward_batch, calibration=calibration,
                 )  # fmt: skip
 
     def preprocess(self, img: Image.Image) -> torch.Tensor:
@@ -102,9 +109,10 @@ class BreedClassifier(ABC):
 
     @property
     def forward_batch(self) -> int:
-        """Largest batch one forward call takes. On CPU, throughput is flat from 8 to 32 and
-        falls at 64 (``pawdex bench``: 28.4, 27.1, 27.6, 24.1 img/s), and a small chunk keeps
-        the activations small; on CUDA, large batches are what feeds the GPU."""
+        """Largest batch one forward call takes, and the batch ONNX graphs are exported at. On
+        CPU, throughput is flat from 8 to 32 and falls at 64 (``pawdex bench``: 28.4, 27.1,
+        27.6, 24.1 img/s), and a small chunk keeps the activations small and wastes little
+        on padding a short last chunk; on CUDA, large batches are what feeds the GPU."""
         return 256 if self.device.type == "cuda" else 8
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
@@ -168,10 +176,12 @@ class ImagenetDogsClassifier(BreedClassifier):
         name: str | None = None,
         runtime: str = "auto",
         cache_dir: Path | None = None,
+        calibration: Sequence[Path] = (),
     ) -> None:
         self.backbone = backbone_spec(backbone).name
         self.weights = weights
-        super().__init__(name or imagenet_dogs_name(self.backbone), device, runtime, cache_dir)
+        name = name or imagenet_dogs_name(self.backbone)
+        super().__init__(name, device, runtime, cache_dir, calibration)
         self._breed_index = torch.tensor(stanford_dogs_imagenet_indices())
 
     @cached_property

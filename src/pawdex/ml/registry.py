@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -23,11 +23,13 @@ def load_classifier(
     device: str = "auto",
     runtime: str = "auto",
     cache_dir: Path | None = None,
+    calibration: Sequence[Path] = (),
 ) -> BreedClassifier:
     """The named classifier, not loaded yet: weights load on .load() or the first predict.
-    ``runtime``: see ``ml.runtime`` (``auto`` = ONNX Runtime on CPU when installed)."""
+    ``runtime``: see ``ml.runtime`` (``auto`` = ONNX Runtime on CPU when installed);
+    ``calibration``: the photos ``onnx-int8`` is calibrated on (``ml.quantize``)."""
     try:
         factory = CLASSIFIERS[name]
     except KeyError:
         raise ValueError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}") from None
-    return factory(device=device, runtime=runtime, cache_dir=cache_dir)
+    return factory(device=device, runtime=runtime, cache_dir=cache_dir, calibration=calibration)

@@ -10,6 +10,7 @@ models do): the same dog / cat / other rule as the zero-training model. A model 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class TrainedClassifier(BreedClassifier):
         device: str = "auto",
         runtime: str = "auto",
         cache_dir: Path | None = None,
+        calibration: Sequence[Path] = (),
     ) -> None:
         self.path = Path(path)
         if not (self.path / "model.json").is_file():
@@ -51,7 +53,7 @@ class TrainedClassifier(BreedClassifier):
         self.meta = json.loads((self.path / "model.json").read_text())
         self.classes: list[str] = json.loads((self.path / "classes.json").read_text())
         self.preprocessing = json.loads((self.path / "preprocessing.json").read_text())
-        super().__init__(self.path.name, device, runtime, cache_dir)
+        super().__init__(self.path.name, device, runtime, cache_dir, calibration)
 
     @property
     def weights_file(self) -> Path:

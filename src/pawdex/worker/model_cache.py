@@ -20,6 +20,7 @@ from pawdex.core.model_versions import ModelSpec, active_spec, active_version, r
 from pawdex.core.models import ModelVersion
 from pawdex.core.settings import Settings
 from pawdex.ml import BreedClassifier, load_classifier
+from pawdex.ml.quantize import calibration_photos
 from pawdex.worker.presence import describe_model
 
 log = logging.getLogger("pawdex.worker")
@@ -28,7 +29,17 @@ log = logging.getLogger("pawdex.worker")
 def get_classifier(settings: Settings, spec: ModelSpec | None = None) -> BreedClassifier:
     """``spec``'s classifier, by default ``PAWDEX_MODEL``'s."""
     spec = spec or ModelSpec(settings.model)
-    return _classifier(spec, settings.device, settings.runtime, settings.onnx_cache_dir)
+    calibration = calibration_photos_in(settings.calibration_dir)
+    return _classifier(
+        spec, settings.device, settings.runtime, settings.onnx_cache_dir, calibration
+    )
+
+
+@lru_cache(maxsize=4)
+def calibration_photos_in(folder: Path | None) -> tuple[Path, ...]:
+    """The photos ``onnx-int8`` is calibrated on (``PAWDEX_CALIBRATION_DIR``): listed once
+    per process, since the model is looked up for every batch."""
+    return tuple(calibration_photos(folder)) if folder is not None else ()
 
 
 class ModelNotRegistered(RuntimeError):
@@ -61,14 +72,20 @@ def active_classifier(
 
 @lru_cache(maxsize=2)  # the active model, and the one it just replaced
 def _classifier(
-    spec: ModelSpec, device: str, runtime: str, cache_dir: Path | None
+    spec: ModelSpec,
+    device: str,
+    runtime: str,
+    cache_dir: Path | None,
+    calibration: tuple[Path, ...],
 ) -> BreedClassifier:
     if spec.path is not None:
         from pawdex.ml.trained import TrainedClassifier
 
-        model: BreedClassifier = TrainedClassifier(spec.path, device, runtime, cache_dir)
+        model: BreedClassifier = TrainedClassifier(
+            spec.path, device, runtime, cache_dir, calibration
+        )
     else:
-        model = load_classifier(spec.name, device=device, runtime=runtime, cache_dir=cache_dir)
+        model = load_classifier(spec.name, device, runtime, cache_dir, calibration)
     model.load()
     log.info(
         "event=model_loaded model=%s version=%s device=%s runtime=%s",
