@@ -40,8 +40,10 @@ def test_catalog_columns_show_existing_labels_after_upgrade(embedded_settings):
     command.downgrade(config, "0007")
     engine = get_engine(embedded_settings)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO model_versions (id, version, name, active, details,"
-                          " created_at) VALUES (1, 'm@1', 'm', 1, '{}', '2026-01-01')"))  # fmt: skip
+        conn.execute(
+            text("INSERT INTO model_versions (id, version, name, active, details, created_at)"
+                 " VALUES (1, 'm@1', 'm', 1, '{}', '2026-01-01')")
+        )  # fmt: skip
         for i in (1, 2, 3):
             conn.execute(
                 text("INSERT INTO images (id, sha256, filename, path, format, size_bytes,"
