@@ -39,7 +39,7 @@ def main(
     query_rows: Annotated[
         int, typer.Option(min=1, help="Rows seeded for the query bench.")
     ] = 100_000,
-    queries: Annotated[int, typer.Option(min=20, help="Timed GET /v1/animals requests.")] = 200,
+    queries: Annotated[int, typer.Option(min=20, help="Timed catalogue requests.")] = 200,
     naive_photos: Annotated[
         int, typer.Option(min=0, help="Photos sent to the naive demo server (0: skip it).")
     ] = 100,

@@ -13,8 +13,8 @@ from tests.stack import base_env, pawdex
 pytestmark = [pytest.mark.integration, pytest.mark.realphotos, pytest.mark.slow]
 
 PG_ADMIN_URL = os.environ.get("PAWDEX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-FIGURES = ("bare_img_s", "e2e_img_s", "naive_img_s", "query_p95_ms", "peak_rss_mb")
-RATIOS = ("ratio_e2e_vs_bare", "ratio_e2e_vs_naive")
+FIGURES = ("bare_img_s", "limit_img_s", "e2e_img_s", "naive_img_s", "query_p95_ms", "peak_rss_mb")
+RATIOS = ("ratio_e2e_vs_bare", "ratio_e2e_vs_limit", "ratio_e2e_vs_naive")
 
 
 @pytest.fixture
@@ -52,6 +52,13 @@ def test_bench_json_reports_every_figure(labelled_photos, pg_admin_url, tmp_path
     assert figures["ratio_e2e_vs_bare"] == pytest.approx(
         figures["e2e_img_s"] / figures["bare_img_s"], rel=1e-2, abs=1e-3
     )
+    assert figures["ratio_e2e_vs_limit"] == pytest.approx(
+        figures["e2e_img_s"] / figures["limit_img_s"], rel=1e-2, abs=1e-3
+    )
+    by_process = figures["e2e_cpu_ms_per_photo_by_process"]
+    assert set(by_process) == {"api", "ingest", "inference"}
+    assert figures["e2e_cpu_ms_per_photo"] == pytest.approx(sum(by_process.values()), abs=0.2)
+    assert figures["limit_cpu_ms_per_photo"] > 0
     assert figures["ratio_e2e_vs_naive"] == pytest.approx(
         figures["e2e_img_s"] / figures["naive_img_s"], rel=1e-2, abs=1e-3
     )
@@ -66,6 +73,7 @@ def test_bench_json_reports_every_figure(labelled_photos, pg_admin_url, tmp_path
     assert figures["machine"]["device"] == "cpu" and figures["machine"]["cpu_count"] >= 1
     # The human table comes first, on stdout; progress goes to stderr.
     assert "bare_img_s" in result.stdout and "query_p95_ms" in result.stdout
+    assert "ratio_e2e_vs_limit" in result.stdout
     assert "bench" in result.stderr
     # The scratch dir (archives, data dirs, logs) is removed at the end.
     assert not any(scratch.iterdir())

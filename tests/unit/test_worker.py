@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from pawdex.core.db import session_scope
@@ -188,3 +189,83 @@ def test_classify_reads_thumbnails_and_never_opens_an_original(tmp_path, monkeyp
         sizes = [PILImage.open(storage.path(t)).size for t in thumbs]
     assert (job.status, job.done, job.failed) == ("succeeded", 3, 0)
     assert all(min(size) == classifier.preset.resize_size for size in sizes), sizes
+
+
+class _WaitingModel:
+    """The served model in chunks of two, whose first forward (chunk 1) begins, then waits
+    until the decoder has started on a photo of chunk 2."""
+
+    forward_batch = 2
+
+    def __init__(self, model, forward_began, next_decode_began) -> None:
+        self.model, self.preset = model, model.preset
+        self.forward_began, self.next_decode_began = forward_began, next_decode_began
+        self.chunks: list[int] = []
+
+    def prepare(self, img):
+        return self.model.prepare(img)
+
+    def predict_prepared(self, crops):
+        self.chunks.append(len(crops))
+        if len(self.chunks) == 1:
+            self.forward_began.set()
+            assert self.next_decode_began.wait(60), "chunk 2 was not decoding during chunk 1"
+        return self.model.predict_prepared(crops)
+
+
+def test_the_forward_of_a_chunk_overlaps_the_decoding_of_the_next(
+    embedded_settings, served_model, monkeypatch
+):
+    """The forward of chunk 1 waits for the decoding of chunk 2 to begin, and that decoding
+    waits for the forward of chunk 1 to begin: both at once, or the batch fails. A photo that
+    cannot be read is its own file error, and the predictions are those of one forward over
+    every readable photo."""
+    import threading
+
+    from pawdex.core.storage import Storage
+    from pawdex.worker import classify
+    from pawdex.worker.model_cache import active_classifier
+
+    job_id, ids = _ingested_job(
+        embedded_settings, {f"{i}.jpg": jpeg_bytes(seed=800 + i) for i in range(6)}
+    )
+    storage = Storage(embedded_settings.storage_dir)
+    with session_scope(embedded_settings) as s:
+        broken = s.get(Image, ids[1])
+        for key in (broken.stored_path, broken.thumbnail_path):
+            storage.path(key).write_bytes(b"disk corruption")
+        rows = [s.get(Image, image_id) for image_id in ids]
+        resize = served_model.preset.resize_size
+        readable = [row for row in rows if row.id != ids[1]]
+        crops = [served_model.prepare(classify.model_input(r, storage, resize)) for r in readable]
+        expected = {
+            row.id: (p.species, p.breed, p.confidence)
+            for row, p in zip(readable, served_model.predict_prepared(crops), strict=True)
+        }
+    forward_began, next_decode_began = threading.Event(), threading.Event()
+    second_chunk = {ids[3], ids[4]}  # readable photos 3 and 4: ids[1] is the broken one
+    real_model_input = classify.model_input
+
+    def model_input(row, storage, resize_size):
+        if row.id in second_chunk:
+            next_decode_began.set()
+            assert forward_began.wait(60), "chunk 2 was decoded before chunk 1's forward began"
+        return real_model_input(row, storage, resize_size)
+
+    model = _WaitingModel(served_model, forward_began, next_decode_began)
+    _, version_id = active_classifier(embedded_settings)
+    monkeypatch.setattr(classify, "active_classifier", lambda *_: (model, version_id))
+    monkeypatch.setattr(classify, "model_input", model_input)
+
+    classify.classify_images(job_id, ids, embedded_settings)
+    assert model.chunks == [2, 2, 1]
+    with session_scope(embedded_settings) as s:
+        job = _job(s, job_id)
+        assert (job.status, job.done, job.failed) == ("partial", 5, 1)
+        assert "cannot read the stored photo" in job.errors[0].error
+        written = s.scalars(select(Prediction)).all()
+        got = {p.image_id: (p.species, p.breed, p.confidence) for p in written}
+    assert got.keys() == expected.keys()
+    for image_id, (species, breed, confidence) in expected.items():
+        assert got[image_id][:2] == (species, breed)
+        assert got[image_id][2] == pytest.approx(confidence, abs=1e-5)

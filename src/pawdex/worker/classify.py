@@ -1,4 +1,5 @@
-"""Classify: one forward pass per batch, all predictions of the batch in one transaction."""
+"""Classify: the forward chunk by chunk as the photos decode, all predictions of a batch in one
+transaction."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from pawdex.core.models import Image, Job, JobError, JobImage, JobStatus
 from pawdex.core.models import Prediction as PredictionRow
 from pawdex.core.settings import Settings, get_settings
 from pawdex.core.storage import Storage
-from pawdex.ml import BreedClassifier
+from pawdex.ml import BreedClassifier, Prediction
 from pawdex.worker.model_cache import active_classifier
 from pawdex.worker.presence import record_batch
 
@@ -125,7 +126,7 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
 
 
 def _classify_group(batch: _Batch, rows: list) -> None:
-    """One forward pass over ``rows`` and one transaction for their results."""
+    """The forward over ``rows`` and one transaction for their results."""
     ids = [row.id for row in rows]
     with batch.sessions.begin() as session:
         _count_attempt(session, batch.job_id, ids, +1)
@@ -148,6 +149,9 @@ def _count_attempt(session, job_id: str, image_ids: list[int], delta: int) -> No
 
 
 def _classify_rows(batch: _Batch, todo: list) -> None:
+    """Decode in the pool and run the forward chunk by chunk as the crops arrive, so the
+    forward of one chunk overlaps the decoding of the next (ONNX Runtime and Pillow both
+    release the GIL); the results are written in one transaction."""
     model, job_id = batch.model, batch.job_id
 
     def prepare(row) -> PILImage.Image | str:
@@ -157,23 +161,46 @@ def _classify_rows(batch: _Batch, todo: list) -> None:
             return f"cannot read the stored photo: {exc}"
 
     started = time.perf_counter()
-    prepared = list(_decoder_pool(batch.decode_threads).map(prepare, todo))
-    pairs = list(zip(todo, prepared, strict=True))
-    good = [(row.id, crop) for row, crop in pairs if not isinstance(crop, str)]
-    bad = [(row.id, msg) for row, msg in pairs if isinstance(msg, str)]
-    decoded = time.perf_counter()
-    predictions = model.predict_prepared([crop for _, crop in good])
-    forward_s = time.perf_counter() - decoded
-    record_batch(len(good), forward_s)
-    decode_s = decoded - started
+    pool = _decoder_pool(batch.decode_threads)
+    futures = [pool.submit(prepare, row) for row in todo]
+    predicted: list[tuple[int, Prediction]] = []
+    bad: list[tuple[int, str]] = []
+    chunk: list[tuple[int, PILImage.Image]] = []
+    wait_s = forward_s = 0.0
 
-    predicted = [(image_id, p) for (image_id, _), p in zip(good, predictions, strict=True)]
+    def forward() -> None:
+        nonlocal forward_s
+        began = time.perf_counter()
+        predictions = model.predict_prepared([crop for _, crop in chunk])
+        forward_s += time.perf_counter() - began
+        predicted.extend((image_id, p) for (image_id, _), p in zip(chunk, predictions, strict=True))
+        chunk.clear()
+
+    try:
+        for row, future in zip(todo, futures, strict=True):
+            began = time.perf_counter()
+            crop = future.result()
+            wait_s += time.perf_counter() - began
+            if isinstance(crop, str):
+                bad.append((row.id, crop))
+                continue
+            chunk.append((row.id, crop))
+            if len(chunk) == model.forward_batch:
+                forward()
+        if chunk:
+            forward()
+    finally:
+        for future in futures:  # after a failed forward, decode nothing more for this batch
+            future.cancel()
+    computed = time.perf_counter()
+    record_batch(len(predicted), forward_s)
+
     with batch.sessions.begin() as session:
         inserted = _record(session, job_id, batch.version_id, predicted, bad, batch.overwrite)
     log.info(
-        "event=classified job_id=%s batch=%s new=%s failed=%s decode_s=%.3f forward_s=%.3f "
-        "write_s=%.3f", job_id, len(todo), inserted, len(bad), decode_s, forward_s,
-        time.perf_counter() - decoded - forward_s,
+        "event=classified job_id=%s batch=%s new=%s failed=%s decode_wait_s=%.3f forward_s=%.3f "
+        "compute_s=%.3f write_s=%.3f", job_id, len(todo), inserted, len(bad), wait_s, forward_s,
+        computed - started, time.perf_counter() - computed,
     )  # fmt: skip
 
 

@@ -33,7 +33,13 @@ from pawdex.core.archive import (
 )
 from pawdex.core.db import session_factory
 from pawdex.core.errors import PawdexError, UnsupportedImage
-from pawdex.core.imaging import DecodeBudget, make_thumbnail, open_image, sha256_bytes
+from pawdex.core.imaging import (
+    DecodeBudget,
+    ImageInfo,
+    make_thumbnail,
+    open_image,
+    sha256_bytes,
+)
 from pawdex.core.jobs import (
     LeaseLost,
     add_to_counters,
@@ -224,25 +230,37 @@ def _hash(entry: ArchiveEntry) -> _Prepared:
     return _Prepared(entry, sha256=sha256_bytes(entry.data))
 
 
+@dataclass(frozen=True)
+class StoredPhoto:
+    info: ImageInfo
+    key: str  # the photo's storage key
+    thumbnail_key: str
+
+
+def store_photo(
+    data: bytes, sha256: str, storage: Storage, settings: Settings, thumbnail_side: int
+) -> StoredPhoto:
+    """Validate by decoding, store the bytes and a thumbnail (one decode for both); raises
+    UnsupportedImage. No database: ``pawdex bench`` runs it alone for its pipeline limit."""
+    img, info = open_image(
+        data, settings.max_image_pixels, min_side=thumbnail_side, budget=DecodeBudget.of(settings)
+    )
+    thumbnail = make_thumbnail(img, thumbnail_side)
+    key = storage.image_key(sha256, info.format)
+    storage.put(key, data)
+    thumbnail_key = storage.thumbnail_key(sha256)
+    storage.put(thumbnail_key, thumbnail)
+    return StoredPhoto(info, key, thumbnail_key)
+
+
 def _decode_and_store(item: _Prepared, run: Delivery) -> None:
-    """Validate by decoding, store the bytes and a thumbnail (one decode for both)."""
     data, sha = item.entry.data, item.sha256
-    settings, storage = run.settings, run.storage
     try:
-        img, info = open_image(
-            data,
-            settings.max_image_pixels,
-            min_side=run.thumbnail_side,
-            budget=DecodeBudget.of(settings),
-        )
-        thumbnail = make_thumbnail(img, run.thumbnail_side)
+        stored = store_photo(data, sha, run.storage, run.settings, run.thumbnail_side)
     except UnsupportedImage as exc:
         item.error = str(exc)
         return
-    key = storage.image_key(sha, info.format)
-    storage.put(key, data)
-    thumb_key = storage.thumbnail_key(sha)
-    storage.put(thumb_key, thumbnail)
+    info = stored.info
     item.row = dict(
         sha256=sha,
         filename=posixpath.basename(item.entry.name),
@@ -251,8 +269,8 @@ def _decode_and_store(item: _Prepared, run: Delivery) -> None:
         size_bytes=len(data),
         width=info.width,
         height=info.height,
-        stored_path=key,
-        thumbnail_path=thumb_key,
+        stored_path=stored.key,
+        thumbnail_path=stored.thumbnail_key,
         job_id=run.job_id,
         created_at=utcnow(),
     )
