@@ -325,3 +325,20 @@ def test_retry_works_on_a_job_that_has_not_finished(eager, tmp_path, monkeypatch
     with session_scope(eager) as s:
         plan = plan_retry(s, job_id, by="admin")
         assert (plan.ingest, len(plan.image_ids)) == (False, 3)
+
+
+def test_the_first_batch_of_an_ingest_is_small_so_classification_starts_early(
+    embedded_settings, tmp_path, monkeypatch
+):
+    """The first 8 photos go to the inference queue before the rest are decoded; then
+    ``batch_size`` at a time. Each photo is sent once."""
+    from pawdex.worker import ingest
+    from pawdex.worker.ingest import ingest_job
+
+    settings = embedded_settings.model_copy(update={"batch_size": 10})
+    job_id = _archive_job(settings, tmp_path, 23, seed=160)
+    sent: list[list[int]] = []
+    monkeypatch.setattr(ingest, "enqueue_classify_batches", lambda _job, ids, _s: sent.append(ids))
+    ingest_job(job_id, settings)
+    assert [len(ids) for ids in sent] == [ingest.FIRST_BATCH, 10, 5]
+    assert len({i for ids in sent for i in ids}) == 23
