@@ -93,6 +93,20 @@ def test_archive_keeps_folders_dedupes_and_reports_errors(eager_client, tmp_path
     assert len(eager_client.get("/v1/animals").json()["items"]) == 3
 
 
+def test_a_clean_archive_with_mac_and_windows_clutter_succeeds(eager_client, tmp_path):
+    """Junk is counted as skipped, not failed: the job ends succeeded, no error listed."""
+    job = _upload_zip(eager_client, tmp_path, {
+        "kennel/rex.jpg": jpeg_bytes(seed=30),
+        "kennel/mia.jpg": jpeg_bytes(seed=31),
+        "kennel/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "__MACOSX/kennel/._rex.jpg": b"\x00\x05\x16\x07",
+        "kennel/Thumbs.db": b"\xd0\xcf\x11\xe0",
+        "kennel/desktop.ini": b"[.ShellClassInfo]",
+    })  # fmt: skip
+    assert (job["status"], job["total"], job["done"], job["skipped"]) == ("succeeded", 6, 2, 4)
+    assert (job["failed"], job["errors"]) == (0, [])
+
+
 def test_tar_gz_archive(eager_client, tmp_path):
     path = make_tar(
         tmp_path / "photos.tgz", {f"box/{i}.jpg": jpeg_bytes(seed=10 + i) for i in range(3)}

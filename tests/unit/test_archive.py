@@ -87,6 +87,54 @@ def test_zip_members_come_out_with_their_folders(tmp_path):
     assert all(e.error is None for e in entries)
 
 
+# What a Mac, a Windows PC and a NAS leave in a real shelter archive, beside two photos.
+CLUTTER = [
+    ("kennel/.DS_Store", b"\x00\x00\x00\x01Bud1"),
+    ("__MACOSX/kennel/._rex.jpg", b"\x00\x05\x16\x07 resource fork"),
+    ("kennel/._mia.jpg", b"\x00\x05\x16\x07"),
+    ("kennel/Thumbs.db", b"\xd0\xcf\x11\xe0 thumbnail cache"),
+    ("kennel/desktop.ini", b"[.ShellClassInfo]"),
+    ("kennel/@eaDir/rex.jpg/SYNOPHOTO_THUMB_M.jpg", PHOTO + b"thumb"),
+    ("kennel/rex.jpg", PHOTO),
+    ("kennel/mia.jpg", PHOTO + b"2"),
+]
+
+
+@pytest.mark.parametrize("pack", ["zip", "tar", "loose"])
+def test_system_clutter_is_skipped_unread_with_a_reason(tmp_path, pack):
+    """Junk is neither a photo nor an error: a skipped entry that says what it is, whose
+    bytes are never read (a huge Thumbs.db costs nothing)."""
+    if pack == "zip":
+        entries = read_all(write(tmp_path, "upload", zip_bytes(CLUTTER)))
+    elif pack == "tar":
+        entries = read_all(write(tmp_path, "upload", tar_bytes(CLUTTER, "gz")))
+    else:
+        files = []
+        for i, (name, data) in enumerate(CLUTTER):
+            files.append((name, write(tmp_path, f"file{i}", data)))
+        entries = list(iter_single_files(files, LIMITS))
+    assert good(entries) == {"kennel/rex.jpg": PHOTO, "kennel/mia.jpg": PHOTO + b"2"}
+    assert errors(entries) == {}
+    skipped = {e.name: e.skipped for e in entries if e.skipped is not None}
+    assert skipped == {
+        "kennel/.DS_Store": "system file .DS_Store",
+        "__MACOSX/kennel/._rex.jpg": "system folder __MACOSX/",
+        "kennel/._mia.jpg": "macOS resource fork",
+        "kennel/Thumbs.db": "system file Thumbs.db",
+        "kennel/desktop.ini": "system file desktop.ini",
+        "kennel/@eaDir/rex.jpg/SYNOPHOTO_THUMB_M.jpg": "system folder @eaDir/",
+    }
+    assert [e.index for e in entries] == list(range(len(CLUTTER)))
+
+
+def test_clutter_is_recognised_by_name_not_by_a_lookalike():
+    from pawdex.core.archive.names import junk_reason
+
+    assert junk_reason("THUMBS.DB") == "system file THUMBS.DB"
+    for name in ("thumbs.db.jpg", "macosx/rex.jpg", "a_rex.jpg", "kennel/.hidden.jpg"):
+        assert junk_reason(name) is None, name
+
+
 @pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz"])
 def test_tar_members_come_out_with_their_folders(tmp_path, compression):
     folder = tarfile.TarInfo("shelter/rex")

@@ -95,6 +95,10 @@ class JobOut(BaseModel):
     done: int = Field(description="Photos classified.")
     failed: int = Field(description="Files that could not be indexed (see errors).")
     duplicates: int = Field(description="Photos already in the archive (same bytes).")
+    skipped: int = Field(
+        description="System files skipped unread (.DS_Store, Thumbs.db, __MACOSX/, ._*): "
+        "neither photos nor failures."
+    )
     message: str | None = None
     created_at: datetime
     started_at: datetime | None

@@ -90,6 +90,7 @@ def job_document(job: Job) -> dict:
         "done": job.done,
         "failed": job.failed,
         "duplicates": job.duplicates,
+        "skipped": job.skipped,
         "message": job.message,
         "errors": [{"name": e.name, "error": e.error} for e in job.errors],
     }

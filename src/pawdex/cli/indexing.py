@@ -76,7 +76,7 @@ def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
 
             def shown(job_id: str = job_id, bar: int = bar) -> dict:
                 doc = fetch(job_id)
-                seen = doc["done"] + doc["failed"] + doc["duplicates"]
+                seen = sum(doc.get(k, 0) for k in ("done", "failed", "duplicates", "skipped"))
                 progress.update(
                     bar, completed=seen, total=doc["total"] or None, status=doc["status"]
                 )
@@ -87,10 +87,10 @@ def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
 
 
 def summarise(docs: list[dict]) -> bool:
-    table = Table("job", "status", "files", "indexed", "duplicates", "failed")
+    table = Table("job", "status", "files", "indexed", "duplicates", "skipped", "failed")
     for d in docs:
         table.add_row(d["id"], d["status"], str(d["total"]), str(d["done"]),
-                      str(d["duplicates"]), str(d["failed"]))  # fmt: skip
+                      str(d["duplicates"]), str(d.get("skipped", 0)), str(d["failed"]))  # fmt: skip
     console.print(table)
     for d in docs:
         for err in d["errors"][:50]:

@@ -74,7 +74,7 @@ def finish_if_complete(session: Session, job_id: str) -> JobStatus | None:
     ).scalar_one_or_none()
     if job is None or job.status in FINISHED_STATUSES or not job.ingest_done:
         return None
-    if job.done + job.failed + job.duplicates < job.total:
+    if job.accounted < job.total:
         return None
     job.status = final_status(job)
     job.finished_at = utcnow()
@@ -333,7 +333,7 @@ def job_rate(job: Job, now: datetime | None = None) -> tuple[float | None, float
         return None, None
     end = job.finished_at or now or utcnow()
     elapsed = (end - job.started_at).total_seconds()
-    handled = job.done + job.failed + job.duplicates
+    handled = job.accounted
     if elapsed <= 0 or handled == 0:
         return None, None
     rate = handled / elapsed

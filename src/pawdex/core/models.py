@@ -89,6 +89,8 @@ class Job(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    # System clutter (.DS_Store, __MACOSX/, Thumbs.db…): neither a photo nor a failure.
+    skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Entries of the upload already ingested (committed), so a redelivered ingest resumes.
     ingest_position: Mapped[int] = mapped_column(Integer, default=0)
     ingest_done: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -110,6 +112,11 @@ class Job(Base):
     errors: Mapped[list[JobError]] = relationship(
         back_populates="job", order_by="JobError.id", cascade="all, delete-orphan"
     )
+
+    @property
+    def accounted(self) -> int:
+        """Entries with an outcome: classified, failed, duplicate or skipped."""
+        return self.done + self.failed + self.duplicates + self.skipped
 
 
 class JobError(Base):

@@ -233,6 +233,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def _hash(entry: ArchiveEntry) -> _Prepared:
+    if entry.skipped is not None:
+        return _Prepared(entry)
     if entry.error is not None or entry.data is None:
         return _Prepared(entry, error=entry.error or "empty entry")
     if not entry.data:
@@ -317,10 +319,13 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
     list(pool.map(lambda it: _decode_and_store(it, run), first_seen.values()))
 
     new_ids: list[int] = []
-    failed = duplicates = 0
+    failed = duplicates = skipped = 0
     with run.sessions.begin() as session:
         job = renew_ingest_lease(session, job_id, run.token, progress=True)
         for item in items:
+            if item.entry.skipped is not None:
+                skipped += 1
+                continue
             source = first_seen.get(item.sha256) if item.sha256 else None
             error = item.error or (source.error if source is not None else None)
             if error is not None:
@@ -346,7 +351,10 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
             else:
                 duplicates += 1
         position += len(batch)
-        add_to_counters(session, job_id, total=len(batch), failed=failed, duplicates=duplicates)
+        add_to_counters(
+            session, job_id, total=len(batch), failed=failed, duplicates=duplicates,
+            skipped=skipped,
+        )  # fmt: skip
         job.ingest_position = position
     # Commit before enqueue: the worker must find the rows it is sent.
     enqueue_classify_batches(job_id, new_ids, run.settings)

@@ -473,7 +473,7 @@ function initUpload() {
 
 // ---------------------------------------------------------------- jobs
 
-const processed = (job) => job.done + job.failed + job.duplicates;
+const processed = (job) => job.done + job.failed + job.duplicates + job.skipped;
 
 function initJobs() {
   const form = $("#jobs-filter");
@@ -542,6 +542,7 @@ function renderJob(job) {
     ["Classified", job.done],
     ["Failed", job.failed],
     ["Duplicates", job.duplicates],
+    ["Skipped (system files)", job.skipped],
     ["Photos per second", job.photos_per_second == null ? "–" : job.photos_per_second.toFixed(2)],
     ["Time left", FINISHED.has(job.status) ? "–" : duration(job.eta_seconds)],
     ["Created", when(job.created_at)],

@@ -72,3 +72,29 @@ def _cap_path(parts: list[str]) -> str:
         # Keep the top folders (animal, year...) and the file name; cut in the middle.
         folders = folders[: budget + 1].rpartition("/")[0]
     return f"{folders}/{name}" if folders else name
+
+
+# What operating systems, NAS boxes and photo tools leave beside photos: never a photo, never
+# a failure. Compared case-insensitively.
+_JUNK_FILES = frozenset({
+    ".ds_store", "thumbs.db", "ehthumbs.db", "ehthumbs_vista.db", "desktop.ini", ".picasa.ini",
+    "picasa.ini", ".localized", ".directory", ".bridgesort", ".bridgelabelsandratings",
+})  # fmt: skip
+_JUNK_FOLDERS = frozenset({
+    "__macosx", ".spotlight-v100", ".trashes", ".fseventsd", ".temporaryitems",
+    ".documentrevisions-v100", "$recycle.bin", "system volume information", "@eadir",
+    ".thumbnails", ".picasaoriginals",
+})  # fmt: skip
+
+
+def junk_reason(name: str) -> str | None:
+    """Why the file at ``name`` (a sanitised member name) is system clutter, or None."""
+    *folders, base = name.split("/")
+    for folder in folders:
+        if folder.lower() in _JUNK_FOLDERS:
+            return f"system folder {folder}/"
+    if base.lower() in _JUNK_FILES:
+        return f"system file {base}"
+    if base.startswith("._"):
+        return "macOS resource fork"
+    return None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from pawdex.core.archive.detection import compression_of
-from pawdex.core.archive.names import sanitize_member_name
+from pawdex.core.archive.names import junk_reason, sanitize_member_name
 from pawdex.core.archive.walk import ARCHIVE_ITSELF, ArchiveEntry, ArchiveLimits, Walk, too_large
 from pawdex.core.errors import (
     ArchiveLimitExceeded,
@@ -167,13 +167,14 @@ def _walk_tar(
                 continue
             name = sanitize_member_name(member.name, legacy_encoding="latin-1")
             refusal = _tar_refusal(member, limits)
-            if refusal is not None:
+            skipped = junk_reason(name) if member.isreg() else None
+            if refusal is not None or skipped is not None:
                 if member.isreg():  # its data is still decompressed to skip it
                     walk.total += member.size
                     if walk.total > limits.max_total_bytes:
                         yield walk.error(ARCHIVE_ITSELF, str(walk.total_limit_error()))
                         return
-                yield walk.error(name, refusal)
+                yield walk.skip(name, skipped) if skipped else walk.error(name, refusal)
                 continue
             try:
                 data = walk.read(archive.extractfile(member))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from pawdex.core.archive.detection import is_archive
-from pawdex.core.archive.names import sanitize_member_name
+from pawdex.core.archive.names import junk_reason, sanitize_member_name
 from pawdex.core.errors import (
     ArchiveLimitExceeded,
     PawdexError,
@@ -52,16 +52,18 @@ class ArchiveLimits:
 
 @dataclass
 class ArchiveEntry:
-    """One file of an upload: its bytes, or why it was refused (exactly one of the two)."""
+    """One file of an upload: its bytes, why it was refused, or why it was skipped without
+    being read (system clutter: ``.DS_Store``, ``__MACOSX/``…); exactly one of the three."""
 
     index: int
     name: str
     data: bytes | None
     error: str | None
+    skipped: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.data is None) == (self.error is None):
-            raise ValueError("an ArchiveEntry has either data or an error")
+        if sum(v is not None for v in (self.data, self.error, self.skipped)) != 1:
+            raise ValueError("an ArchiveEntry has exactly one of data, error or skipped")
 
 
 def iter_single_files(
@@ -74,6 +76,9 @@ def iter_single_files(
         if not walk.admit_member():
             yield walk.members_limit_entry()
             return
+        if reason := junk_reason(name):
+            yield walk.skip(name, reason)
+            continue
         try:
             with Path(path).open("rb") as fh:
                 data = walk.read(fh)
@@ -120,8 +125,13 @@ class Walk:
     def error(self, name: str, message: str) -> ArchiveEntry:
         return self._entry(name, None, message)
 
-    def _entry(self, name: str, data: bytes | None, error: str | None) -> ArchiveEntry:
-        entry = ArchiveEntry(index=self.index, name=name, data=data, error=error)
+    def skip(self, name: str, reason: str) -> ArchiveEntry:
+        return self._entry(name, None, None, reason)
+
+    def _entry(
+        self, name: str, data: bytes | None, error: str | None, skipped: str | None = None
+    ) -> ArchiveEntry:
+        entry = ArchiveEntry(index=self.index, name=name, data=data, error=error, skipped=skipped)
         self.index += 1
         return entry
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pawdex.core.archive.names import sanitize_member_name
+from pawdex.core.archive.names import junk_reason, sanitize_member_name
 from pawdex.core.archive.walk import ARCHIVE_ITSELF, ArchiveEntry, ArchiveLimits, Walk, too_large
 from pawdex.core.errors import (
     ArchiveLimitExceeded,
@@ -196,6 +196,9 @@ def _walk_zip(archive: zipfile.ZipFile, fh: IO[bytes], walk: Walk) -> Iterator[A
             if _zip_is_dir(info):
                 continue
             name = sanitize_member_name(_zip_raw_name(info))
+            if reason := junk_reason(name):
+                yield walk.skip(name, reason)
+                continue
             try:
                 _refuse_zip_member(info, walk.limits)
                 with archive.open(info) as member:
