@@ -233,6 +233,7 @@ def test_admin_sees_a_refused_cancel_and_the_dashboard(ui_stack, indexed, new_pa
     page = new_page()
     sign_in(page, ui_stack.url, ui_stack.admin_key, f"/ui/jobs/{indexed.job_id}")
     expect(page.get_by_test_id("job-status")).to_have_text(re.compile("|".join(FINISHED)))
+    expect(page.get_by_test_id("job-name")).to_have_text("shelter.zip")
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_test_id("error-banner")).to_have_text(
         re.compile(re.escape(refused.json()["detail"]))
@@ -241,6 +242,24 @@ def test_admin_sees_a_refused_cancel_and_the_dashboard(ui_stack, indexed, new_pa
     page.get_by_test_id("nav-jobs").click()
     page.wait_for_url(f"{ui_stack.url}/ui/jobs")
     expect(page.get_by_test_id("job-row").filter(has_text=indexed.job_id[:12])).to_have_count(1)
+    # Found by part of its name, any case; shown by name, with where it came from.
+    page.get_by_test_id("jobs-name").fill("SHELTER")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r"/ui/jobs\?name=SHELTER"))
+    row = page.get_by_test_id("job-row").filter(has_text="shelter.zip")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("upload")
+    page.get_by_test_id("jobs-name").fill("no-such-job")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_test_id("job-row")).to_have_count(0)
+
+    # The gallery's job filter offers jobs by name.
+    page.goto(f"{ui_stack.url}/ui/")
+    job_filter = page.get_by_test_id("filter-job")
+    expect(job_filter.locator("option", has_text="shelter.zip")).to_have_count(1)
+    job_filter.select_option(indexed.job_id)
+    page.get_by_test_id("apply-filters").click()
+    page.wait_for_url(re.compile(f"job_id={indexed.job_id}"))
 
     page.get_by_test_id("nav-admin").click()
     page.wait_for_url(f"{ui_stack.url}/ui/admin")

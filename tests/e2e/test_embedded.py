@@ -46,6 +46,12 @@ def test_serve_embedded_and_index_a_folder_and_an_archive(labelled_photos, tmp_p
         with httpx.Client(base_url=url, headers=admin_headers(env)) as client:
             items = client.get("/v1/animals", params={"limit": 500}).json()["items"]
             thumb = client.get(items[0]["thumbnail_url"])
+            jobs = client.get("/v1/jobs").json()["items"]
+    # Jobs named after what was indexed, marked as the CLI's.
+    assert sorted((j["name"], j["origin"]) for j in jobs) == [
+        ("kennel.zip", "cli"), ("shelter.zip", "cli"),
+    ]  # fmt: skip
+    assert "shelter.zip" in result.stderr  # the summary names the jobs
     paths = {a["path"] for a in items}
     assert set(expected) <= paths
     assert {f"kennel/run-b/{p.path.name}" for p in photos[8:]} <= paths

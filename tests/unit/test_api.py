@@ -21,7 +21,7 @@ def _upload_zip(client, tmp_path, entries: dict[str, bytes], name="photos.zip") 
         response = client.post("/v1/archives", files={"file": (name, fh, "application/zip")})
     assert response.status_code == 202, response.text
     body = response.json()
-    assert set(body) == {"job_id", "status"}
+    assert set(body) == {"job_id", "name", "status"}
     return client.get(f"/v1/jobs/{body['job_id']}").json()
 
 
@@ -220,6 +220,37 @@ def test_upload_over_the_size_limit_is_413(eager_client, embedded_settings):
     )
     response = eager_client.post("/v1/images", files={"file": ("big.jpg", jpeg_bytes(seed=8))})
     assert response.status_code == 413
+
+
+def test_jobs_are_named_after_their_upload_and_found_by_name(eager_client, tmp_path):
+    """People tell jobs apart by name (the archive's, the photo's, or one they give), by
+    who started them and from where; the list finds them by part of the name, any case."""
+    archive = _upload_zip(eager_client, tmp_path, {"a.jpg": jpeg_bytes(seed=80)},
+                          name="Kennel-2021.zip")  # fmt: skip
+    assert (archive["name"], archive["origin"]) == ("Kennel-2021.zip", "upload")
+    assert archive["created_by"] == "test admin"
+    photos = [("file", (f"rex-{i}.jpg", jpeg_bytes(seed=81 + i))) for i in range(3)]
+    several = eager_client.post("/v1/images", files=photos).json()
+    assert several["name"] == "rex-0.jpg and 2 more"
+    given = eager_client.post(
+        "/v1/images", files={"file": ("x.jpg", jpeg_bytes(seed=85))},
+        data={"name": "  Intake week 12  ", "origin": "cli"},
+    ).json()  # fmt: skip
+    job = eager_client.get(f"/v1/jobs/{given['job_id']}").json()
+    assert (job["name"], job["origin"]) == ("Intake week 12", "cli")
+
+    def found(name: str) -> list[str]:
+        return [
+            j["name"] for j in eager_client.get("/v1/jobs", params={"name": name}).json()["items"]
+        ]
+
+    assert found("kennel") == ["Kennel-2021.zip"]
+    assert found("REX") == ["rex-0.jpg and 2 more"]
+    assert found("%") == [] and found("_") == []  # matched literally
+    refused = eager_client.post(
+        "/v1/images", files={"file": ("y.jpg", jpeg_bytes(seed=86))}, data={"origin": "admin"}
+    )
+    assert refused.status_code == 422
 
 
 def test_jobs_list_and_health(eager_client):

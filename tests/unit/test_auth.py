@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 from tests.conftest import make_key
 from tests.factories import jpeg_bytes, make_zip
 
-READ = [("GET", "/v1/animals"), ("GET", "/v1/breeds"), ("GET", "/v1/animals/1")]
+READ = [
+    ("GET", "/v1/animals"), ("GET", "/v1/breeds"), ("GET", "/v1/animals/1"), ("GET", "/v1/jobs"),
+]  # fmt: skip
 UPLOAD = [("POST", "/v1/images"), ("POST", "/v1/archives")]
-ADMIN = [("GET", "/v1/jobs")]
+ADMIN = [("GET", "/v1/admin/overview")]
 OPEN = ["/healthz", "/readyz", "/docs", "/openapi.json"]
 
 

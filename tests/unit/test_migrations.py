@@ -74,3 +74,36 @@ def test_catalog_columns_show_existing_labels_after_upgrade(embedded_settings):
     assert [tuple(r) for r in rows] == [
         (1, "cat", None, 1), (2, "dog", "pug", 0), (3, "dog", "pug", 0),
     ]  # fmt: skip
+
+
+def test_jobs_recorded_before_names_get_the_names_new_jobs_would(embedded_settings):
+    from alembic import command
+    from sqlalchemy import text
+
+    from pawdex.core.migrate import alembic_config
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "0010")
+    engine = get_engine(embedded_settings)
+    jobs = [
+        ("a", "archive", '[{"name": "kennel.zip", "spool": "x/0"}]', None),
+        ("b", "images", '[{"name": "rex.jpg"}, {"name": "mia.jpg"}, {"name": "bo.jpg"}]', None),
+        ("c", "reindex", '[{"model_version": "m@1", "all": false}]', "re-index with m@1"),
+        ("d", "images", "[]", None),
+    ]
+    with engine.begin() as conn:
+        for job_id, kind, source, message in jobs:
+            conn.execute(
+                text("INSERT INTO jobs (id, kind, status, source, total, done, failed,"
+                     " duplicates, ingest_position, ingest_done, created_at, message)"
+                     " VALUES (:id, :kind, 'succeeded', :source, 0, 0, 0, 0, 0, 1,"
+                     " '2026-01-01', :message)"),
+                {"id": job_id, "kind": kind, "source": source, "message": message},
+            )  # fmt: skip
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, name, origin FROM jobs ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("a", "kennel.zip", "upload"), ("b", "rex.jpg and 2 more", "upload"),
+        ("c", "re-index with m@1", "admin"), ("d", "images", "upload"),
+    ]  # fmt: skip

@@ -11,7 +11,7 @@ from pawdex.core.catalog import AnimalRecord
 from pawdex.core.jobs import job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
-from pawdex.core.models import ApiKey, Job, JobKind, JobStatus, LabelSource, Role
+from pawdex.core.models import ApiKey, Job, JobKind, JobOrigin, JobStatus, LabelSource, Role
 from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 if TYPE_CHECKING:
@@ -71,11 +71,12 @@ class Readiness(BaseModel):
 
 class JobAccepted(BaseModel):
     job_id: str = Field(examples=["3f2b8c1e9a7d4e1f8b6c5d4e3f2a1b0c"])
+    name: str = Field(examples=["kennel-2021.zip"])
     status: JobStatus
 
     @classmethod
     def of(cls, job: Job) -> JobAccepted:
-        return cls(job_id=job.id, status=job.status)
+        return cls(job_id=job.id, name=job.name, status=job.status)
 
 
 class FileError(BaseModel):
@@ -89,7 +90,12 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: str
+    name: str = Field(
+        description="What people call it: the upload's or folder's name, or one given."
+    )
     kind: JobKind
+    origin: JobOrigin = Field(description="Where it came from: upload (web UI, API), cli, admin.")
+    created_by: str | None = Field(description="The name of the key that started it.")
     status: JobStatus
     total: int = Field(description="Files seen so far (final once ingest has finished).")
     done: int = Field(description="Photos classified.")

@@ -84,6 +84,7 @@ def job_document(job: Job) -> dict:
     """A job row (errors loaded) as a plain document: its counts, status and file errors."""
     return {
         "id": job.id,
+        "name": job.name,
         "kind": job.kind.value,
         "status": job.status.value,
         "total": job.total,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from pawdex.cli.client import get_job, poll_job, read_job, request
 from pawdex.core.archive import detect_archive_kind
+from pawdex.core.jobs import job_name
 from pawdex.core.models import JobStatus
 from pawdex.core.settings import Settings
 
@@ -52,10 +53,11 @@ def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
         yield items[start : start + size]
 
 
-def _post(client: httpx.Client, endpoint: str, files: list[Path]) -> str:
+def _post(client: httpx.Client, endpoint: str, files: list[Path], name: str) -> str:
     with ExitStack() as stack:
         parts = [("file", (p.name, stack.enter_context(p.open("rb")))) for p in files]
-        response = request(client, "POST", endpoint, files=parts)
+        form = {"name": name, "origin": "cli"}
+        response = request(client, "POST", endpoint, files=parts, data=form)
     if response.status_code != 202:
         raise SystemExit(f"{endpoint}: {response.status_code} {response.text}")
     return response.json()["job_id"]
@@ -89,7 +91,7 @@ def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
 def summarise(docs: list[dict]) -> bool:
     table = Table("job", "status", "files", "indexed", "duplicates", "skipped", "failed")
     for d in docs:
-        table.add_row(d["id"], d["status"], str(d["total"]), str(d["done"]),
+        table.add_row(d.get("name") or d["id"], d["status"], str(d["total"]), str(d["done"]),
                       str(d["duplicates"]), str(d.get("skipped", 0)), str(d["failed"]))  # fmt: skip
     console.print(table)
     for d in docs:
@@ -109,9 +111,10 @@ def index_remote(paths: list[Path], server: str, wait: bool, api_key: str | None
         archives, photos = plan_uploads(paths, Path(tmp))
         jobs: dict[str, str] = {}
         for archive in archives:
-            jobs[_post(client, "/v1/archives", [archive])] = archive.name
+            jobs[_post(client, "/v1/archives", [archive], archive.name)] = archive.name
         for chunk in _chunks(photos, PHOTOS_PER_REQUEST):
-            jobs[_post(client, "/v1/images", chunk)] = f"{len(chunk)} photos"
+            label = job_name([p.name for p in chunk])
+            jobs[_post(client, "/v1/images", chunk, label)] = label
         for job_id, label in jobs.items():
             console.print(f"queued job {job_id} ({label})")
         if not wait:

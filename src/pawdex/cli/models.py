@@ -122,7 +122,7 @@ def _reindex(settings: Settings, everything: bool, wait: bool) -> str:
     from pawdex.core.queue import enqueue_classify_batches
 
     with session_scope(settings) as session:
-        plan = create_reindex_job(session, everything=everything)
+        plan = create_reindex_job(session, everything=everything, created_by="pawdex reindex")
         job_id, ids = plan.job.id, plan.image_ids
     enqueue_classify_batches(job_id, ids, settings)
     typer.echo(f"reindex job {job_id}: {len(ids)} photos queued")

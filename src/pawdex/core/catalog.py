@@ -12,6 +12,7 @@ from sqlalchemy import Select, and_, delete, func, or_, select, union_all
 from sqlalchemy.orm import Bundle, Session
 
 from pawdex.core.cursors import cursor_datetime, cursor_row_id, decode_cursor, encode_cursor
+from pawdex.core.db import escape_like
 from pawdex.core.errors import InvalidCursor, InvalidQuery
 from pawdex.core.jobs import dialect_insert
 from pawdex.core.model_versions import active_version
@@ -93,10 +94,6 @@ def _resolve_version(session: Session, version: str | None) -> ModelVersion | No
     return row
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _shown(version_id: int) -> Select:
     """An animal's page: its image, this model's prediction and the current label, if any."""
     return (
@@ -134,10 +131,10 @@ def _matching(version_id: int, filters: AnimalFilters) -> Select:
     if filters.path_prefix or filters.filename:
         stmt = stmt.join(Image, Image.id == Prediction.image_id)
     if filters.path_prefix:
-        stmt = stmt.where(Image.path.like(_escape_like(filters.path_prefix) + "%", escape="\\"))
+        stmt = stmt.where(Image.path.like(escape_like(filters.path_prefix) + "%", escape="\\"))
     if filters.filename:
         stmt = stmt.where(
-            Image.filename.ilike("%" + _escape_like(filters.filename) + "%", escape="\\")
+            Image.filename.ilike("%" + escape_like(filters.filename) + "%", escape="\\")
         )
     return stmt
 

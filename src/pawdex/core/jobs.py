@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from pawdex.core.cursors import cursor_datetime, decode_cursor, encode_cursor
+from pawdex.core.db import escape_like
 from pawdex.core.errors import InvalidCursor, PawdexError
 from pawdex.core.models import (
     FINISHED_STATUSES,
@@ -21,6 +22,19 @@ from pawdex.core.models import (
     Prediction,
     utcnow,
 )
+
+NAME_MAX = 200
+
+
+def job_name(names: list[str], given: str | None = None) -> str:
+    """What a job is called: ``given`` (trimmed) if any, else its upload's or folder's name
+    (``kennel-2021.zip``; ``rex.jpg and 11 more`` for loose photos)."""
+    if given and given.strip():
+        return given.strip()[:NAME_MAX]
+    if not names:
+        return "empty upload"
+    first = names[0].rsplit("/", 1)[-1] or names[0]
+    return (first if len(names) == 1 else f"{first} and {len(names) - 1} more")[:NAME_MAX]
 
 
 def dialect_insert(session: Session) -> Any:
@@ -210,12 +224,19 @@ def job_with_errors(session: Session, job_id: str) -> Job | None:
 
 
 def list_jobs(
-    session: Session, status: JobStatus | None, limit: int, cursor: str | None
+    session: Session,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+    name: str | None = None,
 ) -> tuple[list[Job], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+    """Newest first, keyset-paginated on (created_at, id); ``name``: part of the job's name,
+    any case."""
     stmt = select(Job).options(selectinload(Job.errors))
     if status is not None:
         stmt = stmt.where(Job.status == status)
+    if name:
+        stmt = stmt.where(Job.name.ilike(f"%{escape_like(name)}%", escape="\\"))
     if cursor:
         payload = decode_cursor(cursor)
         if not isinstance(payload, list) or len(payload) != 2:

@@ -14,6 +14,7 @@ from pawdex.core.models import (
     Job,
     JobImage,
     JobKind,
+    JobOrigin,
     JobStatus,
     ModelVersion,
     Prediction,
@@ -68,7 +69,9 @@ class Reindex:
     image_ids: list[int]
 
 
-def create_reindex_job(session: Session, *, everything: bool = False) -> Reindex:
+def create_reindex_job(
+    session: Session, *, everything: bool = False, created_by: str | None = None
+) -> Reindex:
     """A job that classifies stored photos with the active model: those it has not
     classified yet, or with ``everything`` all of them again (their predictions from this
     model are replaced, other models' predictions stay)."""
@@ -91,6 +94,8 @@ def create_reindex_job(session: Session, *, everything: bool = False) -> Reindex
         total=len(ids), ingest_done=True, ingest_position=len(ids),
         started_at=now, finished_at=None if ids else now,
         message=f"re-index with {version.version}" + (" (all photos)" if everything else ""),
+        name=f"reindex with {version.version}" + (" (all photos)" if everything else ""),
+        origin=JobOrigin.admin, created_by=created_by,
     )  # fmt: skip
     session.add(job)
     session.flush()

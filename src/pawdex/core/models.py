@@ -75,6 +75,14 @@ class JobKind(enum.StrEnum):
     reindex = "reindex"  # stored photos classified again by the active model
 
 
+class JobOrigin(enum.StrEnum):
+    """Where a job came from, as people tell jobs apart."""
+
+    upload = "upload"  # the web UI or the HTTP API
+    cli = "cli"  # pawdex index
+    admin = "admin"  # a reindex asked by an admin
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -85,6 +93,13 @@ class Job(Base):
     )
     # What was uploaded: spool paths relative to the spool dir, with their client names.
     source: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    # How people recognise it: the archive's or folder's name unless one was given.
+    name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    origin: Mapped[JobOrigin] = mapped_column(
+        Enum(JobOrigin, native_enum=False, length=16), default=JobOrigin.upload,
+        server_default=JobOrigin.upload.value,
+    )  # fmt: skip
+    created_by: Mapped[str | None] = mapped_column(String(128))  # the key's name
     total: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)

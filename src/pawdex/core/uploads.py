@@ -20,7 +20,8 @@ from sqlalchemy import select
 from pawdex.core.archive import detect_archive_kind, sanitize_member_name
 from pawdex.core.db import session_scope
 from pawdex.core.errors import PawdexError, UnsupportedArchive
-from pawdex.core.models import Job, JobKind, JobStatus, utcnow
+from pawdex.core.jobs import job_name
+from pawdex.core.models import Job, JobKind, JobOrigin, JobStatus, utcnow
 from pawdex.core.queue import enqueue_ingest
 from pawdex.core.settings import Settings
 
@@ -320,10 +321,18 @@ def submit(
 
 
 def submit_batch(
-    kind: JobKind, batch: SpoolBatch, settings: Settings, *, enqueue: bool = True
+    kind: JobKind,
+    batch: SpoolBatch,
+    settings: Settings,
+    *,
+    enqueue: bool = True,
+    name: str | None = None,
+    origin: JobOrigin = JobOrigin.upload,
+    created_by: str | None = None,
 ) -> Job:
     """Record the job of files already spooled (it claims the batch) and queue it. The
-    batch is deleted if no job could be recorded."""
+    batch is deleted if no job could be recorded. ``name``: what people call it (default:
+    the upload's file name, see ``job_name``); ``created_by``: the key's name."""
     try:
         items = batch.source()
         if kind == JobKind.archive:
@@ -333,7 +342,10 @@ def submit_batch(
                         f"{item['name']}: not a zip or tar archive (.zip, .tar, .tar.gz, .tgz)"
                     )
         with session_scope(settings) as session:
-            job = Job(kind=kind, source=items)
+            job = Job(
+                kind=kind, source=items, origin=origin, created_by=created_by,
+                name=job_name([item["name"] for item in items], name),
+            )  # fmt: skip
             session.add(job)
     except BaseException:
         batch.discard()
@@ -353,11 +365,16 @@ def submit_batch(
     return job
 
 
-def record_in_place(kind: JobKind, paths: list[Path], settings: Settings) -> Job:
+def record_in_place(
+    kind: JobKind, paths: list[Path], settings: Settings, name: str | None = None
+) -> Job:
     """Record a job that reads files, archives or folders where they are (``pawdex index
     --local``): nothing is spooled, and ingest never deletes them."""
     items = [{"name": path.name, "path": str(path.resolve())} for path in paths]
     with session_scope(settings) as session:
-        job = Job(kind=kind, source=items)
+        job = Job(
+            kind=kind, source=items, origin=JobOrigin.cli, created_by="pawdex index --local",
+            name=job_name([item["name"] for item in items], name),
+        )  # fmt: skip
         session.add(job)
     return job

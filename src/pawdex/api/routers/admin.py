@@ -19,11 +19,11 @@ def admin_overview(session: SessionDep, settings: SettingsDep, _key: AdminKey) -
 
 
 @router.post("/reindex", status_code=202, response_model=JobOut, responses=errors(409, 413))
-def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, _key: AdminKey) -> JobOut:
+def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, key: AdminKey) -> JobOut:
     """Classify the stored photos with the active model, as an ordinary job: those it has
     not classified yet, or with ``all`` every photo again (its earlier predictions of them
     are replaced; other models' predictions stay)."""
-    plan = create_reindex_job(session, everything=body.all)
+    plan = create_reindex_job(session, everything=body.all, created_by=key.name)
     session.commit()
     enqueue_classify_batches(plan.job.id, plan.image_ids, settings)
     session.refresh(plan.job)

@@ -30,16 +30,20 @@ def get_job(job_id: str, session: SessionDep, _key: ViewerKey) -> JobOut:
     return _job_out(session, job_id)
 
 
-@router.get("", response_model=JobPage, responses=errors(403))
+@router.get("", response_model=JobPage)
 def get_jobs(
     session: SessionDep,
-    _key: AdminKey,
+    _key: ViewerKey,
     status: JobStatus | None = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Part of the job's name, any case.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> JobPage:
-    """All jobs, newest first (admin)."""
-    jobs, next_cursor = list_jobs(session, status, limit, cursor)
+    """Jobs, newest first; found by name (``kennel`` finds ``Kennel-2021.zip``). Reading them
+    is open to every key, as one job is; cancelling and retrying are for admins."""
+    jobs, next_cursor = list_jobs(session, status, limit, cursor, name)
     return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
 

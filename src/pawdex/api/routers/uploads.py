@@ -9,18 +9,30 @@ them as before (the OpenAPI contract is unchanged); each one stands for its spoo
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)  # fmt: skip
 from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from pawdex.api.deps import SettingsDep, require
+from pawdex.api.deps import ArchivistKey, SettingsDep, require
 from pawdex.api.schemas import JobAccepted, errors
-from pawdex.core.models import JobKind, Role
+from pawdex.core.jobs import NAME_MAX
+from pawdex.core.models import ApiKey, JobKind, JobOrigin, Role
+from pawdex.core.settings import Settings
 from pawdex.core.uploads import (
     MalformedUpload,
     MultipartSpool,
@@ -136,10 +148,38 @@ def _batch(request: Request, files: list[UploadFile]) -> SpoolBatch:
     return batch
 
 
+JobName = Annotated[
+    str | None,
+    Form(
+        max_length=NAME_MAX,
+        description="What to call the job (default: the upload's file name, "
+        "`rex.jpg and 11 more` for several photos).",
+    ),
+]
+Origin = Annotated[
+    Literal["upload", "cli"],
+    Form(description="Where the upload comes from: `cli` for `pawdex index`."),
+]
+
+
+def _submit(
+    kind: JobKind, request: Request, files: list[UploadFile], settings: Settings,
+    key: ApiKey, name: str | None, origin: str,
+) -> JobAccepted:  # fmt: skip
+    batch = _batch(request, files)
+    job = submit_batch(
+        kind, batch, settings, name=name, origin=JobOrigin(origin), created_by=key.name
+    )
+    return JobAccepted.of(job)
+
+
 @router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def upload_images(file: Files, request: Request, settings: SettingsDep) -> JobAccepted:
+def upload_images(
+    file: Files, request: Request, settings: SettingsDep, key: ArchivistKey,
+    name: JobName = None, origin: Origin = "upload",
+) -> JobAccepted:  # fmt: skip
     """Index one or more photos. Unreadable files become per-file errors of the job."""
-    return JobAccepted.of(submit_batch(JobKind.images, _batch(request, file), settings))
+    return _submit(JobKind.images, request, file, settings, key, name, origin)
 
 
 @router.post(
@@ -148,6 +188,9 @@ def upload_images(file: Files, request: Request, settings: SettingsDep) -> JobAc
     response_model=JobAccepted,
     responses=errors(415),
 )
-def upload_archive(file: Files, request: Request, settings: SettingsDep) -> JobAccepted:
+def upload_archive(
+    file: Files, request: Request, settings: SettingsDep, key: ArchivistKey,
+    name: JobName = None, origin: Origin = "upload",
+) -> JobAccepted:  # fmt: skip
     """Index every photo of a .zip, .tar, .tar.gz or .tgz archive (folders kept as paths)."""
-    return JobAccepted.of(submit_batch(JobKind.archive, _batch(request, file), settings))
+    return _submit(JobKind.archive, request, file, settings, key, name, origin)

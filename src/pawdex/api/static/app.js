@@ -381,7 +381,19 @@ async function initGallery() {
       select.dataset.loaded = "true";
     })
     .catch(showError);
-  await Promise.all([reload(), breeds]);
+  const jobs = api("/v1/jobs?limit=100")
+    .then((page) => {
+      const select = $("#f-job");
+      const current = galleryFilters().job_id;
+      select.replaceChildren(h("option", { value: "", text: "Any job" }));
+      for (const job of page.items) {
+        const day = new Date(job.created_at).toLocaleDateString();
+        select.append(h("option", { value: job.id, text: `${job.name || job.id.slice(0, 12)} · ${day}` }));
+      }
+      fillForm(form, { job_id: current });
+    })
+    .catch(showError);
+  await Promise.all([reload(), breeds, jobs]);
 }
 
 // ---------------------------------------------------------------- upload
@@ -424,7 +436,7 @@ function uploadOne(url, files, label) {
       item.classList.add("ok");
       state.replaceChildren(
         `${data.status} · `,
-        h("a", { href: jobUrl(data.job_id), "data-testid": "job-link", text: `job ${data.job_id.slice(0, 8)}` }),
+        h("a", { href: jobUrl(data.job_id), "data-testid": "job-link", text: data.name || `job ${data.job_id.slice(0, 8)}` }),
       );
       return;
     }
@@ -479,18 +491,24 @@ function initJobs() {
   const form = $("#jobs-filter");
   const body = $("#jobs-body");
   const line = $("#jobs-status-line");
-  const currentStatus = () => new URLSearchParams(location.search).get("status") || "";
+  const current = (field) => new URLSearchParams(location.search).get(field) || "";
   const list = pager(
     $("#jobs-more"),
-    (cursor) => api(`/v1/jobs?${queryOf({ status: currentStatus(), limit: 50, cursor })}`),
+    (cursor) =>
+      api(`/v1/jobs?${queryOf({ status: current("status"), name: current("name"), limit: 50, cursor })}`),
     (page) => {
       for (const job of page.items) {
         body.append(
           h(
             "tr",
             { "data-testid": "job-row" },
-            h("td", {}, h("a", { href: jobUrl(job.id), text: job.id.slice(0, 12) })),
-            h("td", { text: job.kind }),
+            h(
+              "td",
+              {},
+              h("a", { href: jobUrl(job.id), text: job.name || job.id.slice(0, 12) }),
+              h("div", { class: "muted job-id", text: job.id.slice(0, 12) }),
+            ),
+            h("td", { text: job.created_by ? `${job.origin} · ${job.created_by}` : job.origin }),
             h("td", {}, h("span", { class: `status status-${job.status}`, text: job.status })),
             h("td", { text: `${processed(job)} / ${job.total}` }),
             h("td", { text: job.failed }),
@@ -503,12 +521,14 @@ function initJobs() {
   );
   const reload = () => {
     body.replaceChildren();
-    form.elements.namedItem("status").value = currentStatus();
+    form.elements.namedItem("status").value = current("status");
+    form.elements.namedItem("name").value = current("name");
     list.reset();
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const q = queryOf({ status: form.elements.namedItem("status").value }).toString();
+    const field = (name) => form.elements.namedItem(name).value.trim();
+    const q = queryOf({ status: field("status"), name: field("name") }).toString();
     history.pushState(null, "", q ? `?${q}` : location.pathname);
     reload();
   });
@@ -537,7 +557,10 @@ function renderJob(job) {
     FINISHED.has(job.status) ? ` · ${job.status}` : ""
   }`;
 
+  $("#job-name").textContent = job.name || "Job";
+  document.title = `${job.name || "Job"} · pawdex`;
   const facts = [
+    ["From", job.created_by ? `${job.origin} · ${job.created_by}` : job.origin],
     ["Total files", job.total],
     ["Classified", job.done],
     ["Failed", job.failed],
