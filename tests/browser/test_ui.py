@@ -234,6 +234,15 @@ def test_admin_sees_a_refused_cancel_and_the_dashboard(ui_stack, indexed, new_pa
     sign_in(page, ui_stack.url, ui_stack.admin_key, f"/ui/jobs/{indexed.job_id}")
     expect(page.get_by_test_id("job-status")).to_have_text(re.compile("|".join(FINISHED)))
     expect(page.get_by_test_id("job-name")).to_have_text("shelter.zip")
+    # The archive's duplicate names the photo it repeats, linked to it.
+    with ui_stack.client() as client:
+        (dup,) = client.get(f"/v1/jobs/{indexed.job_id}/duplicates").json()["items"]
+    row = page.get_by_test_id("job-duplicate")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(dup["name"])
+    expect(row.get_by_role("link", name=dup["path"])).to_have_attribute(
+        "href", f"/ui/animals/{dup['image_id']}"
+    )
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_test_id("error-banner")).to_have_text(
         re.compile(re.escape(refused.json()["detail"]))

@@ -86,9 +86,22 @@ def test_archive_keeps_folders_dedupes_and_reports_errors(eager_client, tmp_path
     by_name = eager_client.get("/v1/animals", params={"filename": "BELLA"}).json()["items"]
     assert [a["filename"] for a in by_name] == ["bella.jpg"]
 
+    # A duplicate names the photo it repeats: here the same photo twice in one upload.
+    front = next(
+        a for a in eager_client.get("/v1/animals", params={"job_id": job["id"]}).json()["items"]
+        if a["path"] == "2019/rex/front.jpg"
+    )  # fmt: skip
+    dups = eager_client.get(f"/v1/jobs/{job['id']}/duplicates").json()
+    assert dups == {"items": [{"name": "2019/rex/copy-of-front.jpg", "image_id": front["id"],
+                               "path": "2019/rex/front.jpg", "first_job_id": job["id"]}],
+                    "next_cursor": None}  # fmt: skip
+
     # The same photo in a later upload is a duplicate, not a second animal.
     again = _upload_zip(eager_client, tmp_path, {"again.jpg": same}, name="again.zip")
     assert (again["status"], again["duplicates"], again["done"]) == ("succeeded", 1, 0)
+    (dup,) = eager_client.get(f"/v1/jobs/{again['id']}/duplicates").json()["items"]
+    assert (dup["name"], dup["image_id"], dup["path"]) == ("again.jpg", front["id"], front["path"])
+    assert eager_client.get("/v1/jobs/nope/duplicates").status_code == 404
     assert len(eager_client.get("/v1/animals", params={"job_id": again["id"]}).json()["items"]) == 1
     assert len(eager_client.get("/v1/animals").json()["items"]) == 3
 
@@ -105,6 +118,19 @@ def test_a_clean_archive_with_mac_and_windows_clutter_succeeds(eager_client, tmp
     })  # fmt: skip
     assert (job["status"], job["total"], job["done"], job["skipped"]) == ("succeeded", 6, 2, 4)
     assert (job["failed"], job["errors"]) == (0, [])
+
+
+def test_duplicates_page_through_in_upload_order(eager_client, tmp_path):
+    same = jpeg_bytes(seed=40)
+    job = _upload_zip(eager_client, tmp_path, {f"copy-{i}.jpg": same for i in range(4)})
+    assert (job["done"], job["duplicates"]) == (1, 3)
+    first = eager_client.get(f"/v1/jobs/{job['id']}/duplicates", params={"limit": 2}).json()
+    rest = eager_client.get(
+        f"/v1/jobs/{job['id']}/duplicates", params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    names = [d["name"] for d in first["items"] + rest["items"]]
+    assert names == ["copy-1.jpg", "copy-2.jpg", "copy-3.jpg"] and rest["next_cursor"] is None
+    assert {d["path"] for d in first["items"] + rest["items"]} == {"copy-0.jpg"}
 
 
 def test_tar_gz_archive(eager_client, tmp_path):

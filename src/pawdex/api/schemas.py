@@ -126,6 +126,18 @@ class JobOut(BaseModel):
         return out
 
 
+class DuplicateOut(BaseModel):
+    name: str = Field(description="The file's path in this upload.", examples=["2021/rex (1).jpg"])
+    image_id: int = Field(description="The photo it repeats (`GET /v1/animals/{id}`).")
+    path: str = Field(description="That photo's path in the upload it first came with.")
+    first_job_id: str | None = Field(description="The job that first brought the photo.")
+
+
+class DuplicatePage(BaseModel):
+    items: list[DuplicateOut]
+    next_cursor: str | None
+
+
 class JobPage(BaseModel):
     items: list[JobOut]
     next_cursor: str | None

@@ -10,12 +10,14 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from pawdex.core.cursors import cursor_datetime, decode_cursor, encode_cursor
+from pawdex.core.cursors import cursor_datetime, cursor_row_id, decode_cursor, encode_cursor
 from pawdex.core.db import escape_like
 from pawdex.core.errors import InvalidCursor, PawdexError
 from pawdex.core.models import (
     FINISHED_STATUSES,
+    Image,
     Job,
+    JobDuplicate,
     JobError,
     JobImage,
     JobStatus,
@@ -255,6 +257,22 @@ def list_jobs(
         last = jobs[limit - 1]
         next_cursor = encode_cursor([last.created_at, last.id])
     return jobs[:limit], next_cursor
+
+
+def job_duplicates(
+    session: Session, job_id: str, limit: int, cursor: str | None
+) -> tuple[list[tuple[JobDuplicate, Image]], str | None]:
+    """The job's duplicate files, in upload order, each with the photo it repeats."""
+    stmt = (
+        select(JobDuplicate, Image)
+        .join(Image, Image.id == JobDuplicate.image_id)
+        .where(JobDuplicate.job_id == job_id)
+    )
+    if cursor:
+        stmt = stmt.where(JobDuplicate.id > cursor_row_id(decode_cursor(cursor)))
+    rows = [tuple(row) for row in session.execute(stmt.order_by(JobDuplicate.id).limit(limit + 1))]
+    next_cursor = encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
 
 
 class JobConflict(PawdexError):

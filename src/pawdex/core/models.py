@@ -187,6 +187,20 @@ class JobImage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class JobDuplicate(Base):
+    """A file of a job whose bytes were already in the archive: which photo it repeats
+    (stored once, under the path it first came with)."""
+
+    __tablename__ = "job_duplicates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)  # the file's path in this upload
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+
+    image: Mapped[Image] = relationship()
+
+
 class ModelVersion(Base):
     __tablename__ = "model_versions"
 

@@ -55,6 +55,7 @@ from pawdex.core.model_versions import active_version
 from pawdex.core.models import (
     Image,
     Job,
+    JobDuplicate,
     JobError,
     JobImage,
     JobKind,
@@ -340,16 +341,16 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
                 if not is_new:  # another job stored the same photo a moment ago
                     image_id = session.scalar(select(Image.id).where(Image.sha256 == item.sha256))
                 known[item.sha256] = image_id
+            name = item.entry.name
+            if image_id in in_job or not is_new:  # the same photo twice, or already indexed
+                duplicates += 1
+                session.add(JobDuplicate(job_id=job_id, name=name, image_id=image_id))
             if image_id in in_job:
-                duplicates += 1  # already part of this job (the same photo twice)
                 continue
             in_job.add(image_id)
-            name = item.entry.name
             session.add(JobImage(job_id=job_id, image_id=image_id, name=name, duplicate=not is_new))
             if is_new:
                 new_ids.append(image_id)
-            else:
-                duplicates += 1
         position += len(batch)
         add_to_counters(
             session, job_id, total=len(batch), failed=failed, duplicates=duplicates,

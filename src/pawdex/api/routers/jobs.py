@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pawdex.api.deps import AdminKey, SessionDep, SettingsDep, ViewerKey, found
-from pawdex.api.schemas import JobOut, JobPage, errors
-from pawdex.core.jobs import cancel_job, job_with_errors, list_jobs, plan_retry
+from pawdex.api.schemas import DuplicateOut, DuplicatePage, JobOut, JobPage, errors
+from pawdex.core.jobs import cancel_job, job_duplicates, job_with_errors, list_jobs, plan_retry
 from pawdex.core.models import Job, JobStatus
 from pawdex.core.queue import enqueue_classify_batches, enqueue_ingest
 
@@ -45,6 +45,24 @@ def get_jobs(
     is open to every key, as one job is; cancelling and retrying are for admins."""
     jobs, next_cursor = list_jobs(session, status, limit, cursor, name)
     return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}/duplicates", response_model=DuplicatePage, responses=errors(404))
+def get_duplicates(
+    job_id: str,
+    session: SessionDep,
+    _key: ViewerKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> DuplicatePage:
+    """The job's files that were already in the archive, each with the photo it repeats."""
+    _existing(session, job_id)
+    rows, next_cursor = job_duplicates(session, job_id, limit, cursor)
+    items = [
+        DuplicateOut(name=dup.name, image_id=img.id, path=img.path, first_job_id=img.job_id)
+        for dup, img in rows
+    ]
+    return DuplicatePage(items=items, next_cursor=next_cursor)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=errors(403, 404, 409))

@@ -595,12 +595,37 @@ function initJob(me) {
   const path = `/v1/jobs/${encodeURIComponent(id)}`;
   $("#job-gallery-link").href = `/ui/?${queryOf({ job_id: id })}`;
   let timer = null;
+  const dupBody = $("#job-dups tbody");
+  const dups = pager(
+    $("#dups-more"),
+    (cursor) => api(`${path}/duplicates?${queryOf({ limit: 100, cursor })}`),
+    (page) => {
+      dupBody.append(
+        ...page.items.map((d) =>
+          h(
+            "tr",
+            { "data-testid": "job-duplicate" },
+            h("td", {}, h("code", { text: d.name })),
+            h("td", {}, h("a", { href: `/ui/animals/${d.image_id}`, text: d.path })),
+          ),
+        ),
+      );
+      $("#job-dups").hidden = !dupBody.children.length;
+      $("#job-no-dups").hidden = Boolean(dupBody.children.length);
+    },
+  );
+  let dupsShown = false;
 
   async function poll() {
     clearTimeout(timer);
     try {
       const job = await api(path);
       renderJob(job);
+      if (FINISHED.has(job.status) && !dupsShown) {
+        dupsShown = true; // listed once the job has found them all
+        dupBody.replaceChildren();
+        dups.reset();
+      }
       if (!FINISHED.has(job.status)) timer = setTimeout(poll, 1000);
     } catch (error) {
       showError(error);
