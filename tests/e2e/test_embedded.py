@@ -8,6 +8,8 @@ import re
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -49,7 +51,7 @@ def test_serve_embedded_and_index_a_folder_and_an_archive(labelled_photos, tmp_p
             jobs = client.get("/v1/jobs").json()["items"]
     # Jobs named after what was indexed, marked as the CLI's.
     assert sorted((j["name"], j["origin"]) for j in jobs) == [
-        ("kennel.zip", "cli"), ("shelter.zip", "cli"),
+        ("kennel", "cli"), ("shelter.zip", "cli"),
     ]  # fmt: skip
     assert "shelter.zip" in result.stderr  # the summary names the jobs
     paths = {a["path"] for a in items}
@@ -60,13 +62,67 @@ def test_serve_embedded_and_index_a_folder_and_an_archive(labelled_photos, tmp_p
     assert (tmp_path / "var" / "pawdex.db").is_file()
 
 
+def test_index_sends_a_big_folder_in_batches_and_a_rerun_after_a_kill_sends_nothing_twice(
+    labelled_photos, tmp_path
+):
+    """A folder larger than the server's upload limit goes in bounded batches; killed
+    mid-way and run again, the CLI sends only what the server lacks (sum of the jobs'
+    files = photos in the folder) and every photo ends indexed once."""
+    folder = tmp_path / "intake"
+    for i, photo in enumerate(pick(labelled_photos, dogs=30, others=0)):
+        (folder / f"week-{i % 3}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo.path, folder / f"week-{i % 3}" / f"{i:02d}-{photo.path.name}")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    size = sum(p.stat().st_size for p in folder.rglob("*.jpg"))
+    env = base_env(tmp_path / "var", PAWDEX_MAX_UPLOAD_BYTES=str(size // 3))
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the CLI's journal of what it sent
+    args = ("index", str(folder), "--batch-files", "1", "--batch-mb", "1")
+
+    with (
+        running_server(env, tmp_path / "logs", embedded=True) as url,
+        httpx.Client(base_url=url, headers=admin_headers(env)) as client,
+    ):
+        first = subprocess.Popen(
+            [sys.executable, "-m", "pawdex", *args, "--server", url], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            while len(client.get("/v1/jobs").json()["items"]) < 5:
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.05)
+        finally:
+            first.kill()
+            first.wait()
+        result = pawdex(*args, "--server", url, env=env, timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "already on the server" in result.stderr
+        jobs = client.get("/v1/jobs", params={"limit": 200}).json()["items"]
+        items = client.get("/v1/animals", params={"limit": 500}).json()["items"]
+        again = pawdex(*args, "--server", url, env=env, timeout=600)
+        bad_key = pawdex(*args, "--server", url, "--api-key", "pdx_wrong", env=env, timeout=60)
+    assert bad_key.returncode == 1 and "refused the API key (401)" in bad_key.stderr
+    assert "Traceback" not in bad_key.stderr
+    down = pawdex(*args, "--server", "http://127.0.0.1:9", env=env, timeout=60)
+    assert down.returncode == 1 and "cannot reach the pawdex server" in down.stderr
+    assert "Traceback" not in down.stderr
+    assert sum(j["total"] for j in jobs) == 30, [(j["name"], j["total"]) for j in jobs]
+    assert all(j["status"] == "succeeded" and j["origin"] == "cli" for j in jobs)
+    assert len(items) == 30 and len({a["path"] for a in items}) == 30
+    assert {a["path"].split("/")[0] for a in items} == {"intake"}
+    assert again.returncode == 0 and "0 sent in 0 batches, 30 already" in again.stderr
+
+
 def test_index_local_without_a_server(labelled_photos, tmp_path):
     photos = pick(labelled_photos, dogs=4, others=1)
     archive, _ = shelter_zip(tmp_path / "small.zip", photos)
     env = base_env(tmp_path / "var", PAWDEX_BATCH_SIZE="4")
     result = pawdex("index", "--local", str(archive), env=env, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"partial\s+│\s+8\s+│\s+5\s+│\s+1\s+│\s+2", result.stderr), result.stderr
+    # files, indexed, duplicates, skipped, failed
+    assert re.search(r"partial\s+│\s+8\s+│\s+5\s+│\s+1\s+│\s+0\s+│\s+2", result.stderr), (
+        result.stderr
+    )
 
 
 def test_index_local_reads_folders_and_photos_in_place(labelled_photos, tmp_path):

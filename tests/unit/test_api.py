@@ -293,3 +293,15 @@ def test_jobs_list_and_health(eager_client):
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     assert eager_client.get("/docs").status_code == 200
     assert "/v1/animals" in eager_client.get("/openapi.json").json()["paths"]
+
+
+def test_check_tells_which_files_the_archive_already_has(eager_client):
+    import hashlib
+
+    photo = jpeg_bytes(seed=95)
+    eager_client.post("/v1/images", files={"file": ("rex.jpg", photo)})
+    have, lack = hashlib.sha256(photo).hexdigest(), hashlib.sha256(b"new").hexdigest()
+    response = eager_client.post("/v1/images/check", json={"sha256": [lack, have]})
+    assert response.json() == {"known": [have]}
+    for bad in (["not-hex"], [have.upper()], [lack] * 1001):
+        assert eager_client.post("/v1/images/check", json={"sha256": bad}).status_code == 422

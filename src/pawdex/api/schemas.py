@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from pawdex.core.catalog import AnimalRecord
 from pawdex.core.jobs import job_rate
@@ -351,3 +351,16 @@ class OverviewOut(BaseModel):
 
 class ReindexIn(BaseModel):
     all: StrictBool = False
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class CheckIn(BaseModel):
+    sha256: list[Sha256] = Field(
+        max_length=1000, description="SHA-256 digests (lower-case hex) of files to send."
+    )
+
+
+class CheckOut(BaseModel):
+    known: list[str] = Field(description="Those already in the archive: no need to send them.")

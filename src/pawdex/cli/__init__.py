@@ -275,8 +275,17 @@ def index(
     ] = None,
     local: Annotated[bool, typer.Option(help="Index in this process, without a server.")] = False,
     wait: Annotated[bool, typer.Option(help="Show progress until the jobs end.")] = True,
+    batch_files: Annotated[
+        int, typer.Option(min=1, help="Photos per upload request (a folder is sent in batches).")
+    ] = 200,
+    batch_mb: Annotated[
+        float, typer.Option(min=0.01, help="Megabytes per upload request, at most.")
+    ] = 256,
 ) -> None:
-    """Send folders, photos or archives for indexing and follow the jobs to the end."""
+    """Send folders, photos or archives for indexing and follow the jobs to the end.
+
+    A folder goes in batches, only the photos the server does not have yet: run the same
+    command again after an interruption and it carries on."""
     from pawdex.cli.indexing import index_local, index_remote
 
     settings = get_settings()
@@ -284,7 +293,7 @@ def index(
         ok = index_local(paths, settings)
     else:
         key = api_key or _read_key_file(settings.admin_key_file)
-        ok = index_remote(paths, server, wait, key)
+        ok = index_remote(paths, server, wait, key, batch_files, int(batch_mb * 1024 * 1024))
     raise typer.Exit(0 if ok else 1)
 
 

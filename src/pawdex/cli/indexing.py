@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
-import zipfile
+import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -14,53 +12,36 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pawdex.cli.client import get_job, poll_job, read_job, request
+from pawdex.cli.client import get_job, is_finished, poll_job, read_job, request
+from pawdex.cli.sending import (
+    Journal,
+    Photo,
+    Sender,
+    SendError,
+    answer,
+    folder_photos,
+    journal_path,
+)
 from pawdex.core.archive import detect_archive_kind
+from pawdex.core.archive.names import junk_reason
 from pawdex.core.jobs import job_name
 from pawdex.core.models import JobStatus
 from pawdex.core.settings import Settings
 
 console = Console(stderr=True)
-PHOTOS_PER_REQUEST = 200
+PHOTOS_PER_REQUEST = 200  # per job of `pawdex index --local`
 POLL_S = 0.5
-
-
-def _folder_as_zip(folder: Path, tmp: Path) -> Path:
-    """Zip a folder (stored, not compressed: photos are compressed already), keeping paths."""
-    target = tmp / f"{folder.resolve().name or 'folder'}.zip"
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                zf.write(path, f"{folder.resolve().name}/{path.relative_to(folder).as_posix()}")
-    return target
-
-
-def plan_uploads(paths: list[Path], tmp: Path) -> tuple[list[Path], list[Path]]:
-    """Split the arguments into archives (folders become zips) and loose photos."""
-    archives, photos = [], []
-    for path in paths:
-        if path.is_dir():
-            archives.append(_folder_as_zip(path, tmp))
-        elif detect_archive_kind(path) is not None:
-            archives.append(path)
-        else:
-            photos.append(path)
-    return archives, photos
+# One request of `pawdex index`: bounded whatever the folder, under the server's default
+# upload limit (2 GiB), small enough that an interrupted batch costs little to send again.
+BATCH_FILES = 200
+BATCH_BYTES = 256 * 1024 * 1024
+_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn())  # fmt: skip
 
 
 def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _post(client: httpx.Client, endpoint: str, files: list[Path], name: str) -> str:
-    with ExitStack() as stack:
-        parts = [("file", (p.name, stack.enter_context(p.open("rb")))) for p in files]
-        form = {"name": name, "origin": "cli"}
-        response = request(client, "POST", endpoint, files=parts, data=form)
-    if response.status_code != 202:
-        raise SystemExit(f"{endpoint}: {response.status_code} {response.text}")
-    return response.json()["job_id"]
 
 
 def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
@@ -78,7 +59,7 @@ def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
 
             def shown(job_id: str = job_id, bar: int = bar) -> dict:
                 doc = fetch(job_id)
-                seen = sum(doc.get(k, 0) for k in ("done", "failed", "duplicates", "skipped"))
+                seen = _accounted(doc)
                 progress.update(
                     bar, completed=seen, total=doc["total"] or None, status=doc["status"]
                 )
@@ -102,24 +83,90 @@ def summarise(docs: list[dict]) -> bool:
     return all(d["status"] in {JobStatus.succeeded, JobStatus.partial} for d in docs)
 
 
-def index_remote(paths: list[Path], server: str, wait: bool, api_key: str | None) -> bool:
+def index_remote(
+    paths: list[Path],
+    server: str,
+    wait: bool,
+    api_key: str | None,
+    batch_files: int = BATCH_FILES,
+    batch_bytes: int = BATCH_BYTES,
+) -> bool:
+    """Send folders and photos in bounded batches, only the photos the server lacks (so a
+    rerun carries on), and archives as they are; then follow the jobs with one bar."""
     headers = {"X-API-Key": api_key} if api_key else {}
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        httpx.Client(base_url=server, timeout=600, headers=headers) as client,
-    ):
-        archives, photos = plan_uploads(paths, Path(tmp))
-        jobs: dict[str, str] = {}
-        for archive in archives:
-            jobs[_post(client, "/v1/archives", [archive], archive.name)] = archive.name
-        for chunk in _chunks(photos, PHOTOS_PER_REQUEST):
-            label = job_name([p.name for p in chunk])
-            jobs[_post(client, "/v1/images", chunk, label)] = label
-        for job_id, label in jobs.items():
-            console.print(f"queued job {job_id} ({label})")
-        if not wait:
-            return True
-        return summarise(follow(jobs, lambda job_id: get_job(client, job_id)))
+    groups: list[tuple[str, list[Photo]]] = []
+    loose: list[Photo] = []
+    archives: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            groups.append((path.resolve().name or "folder", list(folder_photos(path))))
+        elif detect_archive_kind(path) is not None:
+            archives.append(path)
+        elif junk_reason(path.name) is None:
+            loose.append(Photo(path.name, path, path.stat().st_size))
+    if loose:
+        groups.append((job_name([p.name for p in loose]), loose))
+    total = sum(len(photos) for _, photos in groups)
+    journal = Journal(journal_path(server))
+    try:
+        with httpx.Client(base_url=server, timeout=600, headers=headers) as client:
+            sender = Sender(client, journal, batch_files, batch_bytes)
+            with Progress(*_COLUMNS, console=console, transient=True) as progress:
+                bar = progress.add_task("checking and sending", total=total)
+                for name, photos in groups:
+                    sender.send(photos, name, lambda n: progress.advance(bar, n))
+            for archive in archives:
+                sender.jobs.append(_post_archive(client, archive))
+            if total:
+                console.print(f"{total} photos: {total - sender.already} sent in "
+                              f"{len(sender.jobs) - len(archives)} batches, {sender.already} "
+                              "already on the server")  # fmt: skip
+            if not wait:
+                return True
+            docs = follow_all(sender.jobs, lambda job_id: get_job(client, job_id))
+    except SendError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return False
+    except httpx.TransportError as exc:
+        console.print(f"[red]cannot reach the pawdex server at {server} ({exc}); is it "
+                      "running? (`make run` or `pawdex serve`)[/red]")  # fmt: skip
+        return False
+    ok = summarise(docs)
+    if ok and all(d["status"] == JobStatus.succeeded for d in docs):
+        journal.forget()
+    return ok
+
+
+def _post_archive(client: httpx.Client, archive: Path) -> str:
+    with archive.open("rb") as fh:
+        form = {"name": archive.name, "origin": "cli"}
+        response = request(
+            client, "POST", "/v1/archives", files=[("file", (archive.name, fh))], data=form
+        )
+    return answer(response, f"sending {archive.name}").json()["job_id"]
+
+
+def follow_all(job_ids: list[str], fetch: Callable[[str], dict]) -> list[dict]:
+    """One bar for every file of every job, until they have all finished."""
+    docs: dict[str, dict] = {}
+    with Progress(*_COLUMNS, console=console) as progress:
+        bar = progress.add_task("indexing", total=None)
+        while True:
+            for job_id in job_ids:
+                if job_id not in docs or not is_finished(docs[job_id]):
+                    docs[job_id] = fetch(job_id)
+            progress.update(
+                bar,
+                total=sum(d["total"] for d in docs.values()) or None,
+                completed=sum(_accounted(d) for d in docs.values()),
+            )
+            if all(is_finished(d) for d in docs.values()):
+                return [docs[job_id] for job_id in job_ids]
+            time.sleep(POLL_S)
+
+
+def _accounted(doc: dict) -> int:
+    return sum(doc.get(k, 0) for k in ("done", "failed", "duplicates", "skipped"))
 
 
 def index_local(paths: list[Path], settings: Settings) -> bool:

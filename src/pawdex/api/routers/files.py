@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
+from sqlalchemy import select
 
 from pawdex.api.deps import RowId, SessionDep, SettingsDep, found, require
-from pawdex.api.schemas import errors
+from pawdex.api.schemas import CheckIn, CheckOut, errors
 from pawdex.core.models import Image, Role
 from pawdex.core.storage import Storage
 from pawdex.formats import MEDIA_TYPES, media_type
@@ -50,3 +51,12 @@ def image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep)
         media_type="image/jpeg",
         headers=IMMUTABLE,
     )
+
+
+@router.post("/check", response_model=CheckOut, responses=errors(422))
+def check_known(body: CheckIn, session: SessionDep) -> CheckOut:
+    """Which of these files the archive already holds, by content: ``pawdex index`` asks
+    before it sends a folder's photos, so a rerun sends only what is new."""
+    wanted = set(body.sha256)
+    known = session.scalars(select(Image.sha256).where(Image.sha256.in_(wanted)))
+    return CheckOut(known=sorted(known))
