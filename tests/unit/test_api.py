@@ -273,10 +273,11 @@ def test_jobs_are_named_after_their_upload_and_found_by_name(eager_client, tmp_p
     assert found("kennel") == ["Kennel-2021.zip"]
     assert found("REX") == ["rex-0.jpg and 2 more"]
     assert found("%") == [] and found("_") == []  # matched literally
-    refused = eager_client.post(
-        "/v1/images", files={"file": ("y.jpg", jpeg_bytes(seed=86))}, data={"origin": "admin"}
-    )
-    assert refused.status_code == 422
+    for form in ({"origin": "admin"}, {"origin": ""}, {"name": ["a", "b"]}):
+        refused = eager_client.post(
+            "/v1/images", files={"file": ("y.jpg", jpeg_bytes(seed=86))}, data=form
+        )
+        assert refused.status_code == 422, (form, refused.text)
 
 
 def test_jobs_list_and_health(eager_client):

@@ -86,8 +86,8 @@ def test_a_local_job_reads_as_the_api_tells_it(embedded_settings):
     )
     doc = read_job(embedded_settings, job.id)
     assert doc == {
-        "id": job.id, "kind": "images", "status": "queued", "total": 0, "done": 0, "failed": 0,
-        "duplicates": 0, "message": None, "errors": [],
+        "id": job.id, "name": "a.jpg", "kind": "images", "status": "queued", "total": 0,
+        "done": 0, "failed": 0, "duplicates": 0, "skipped": 0, "message": None, "errors": [],
     }  # fmt: skip
 
 

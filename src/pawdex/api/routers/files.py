@@ -53,7 +53,7 @@ def image_thumbnail(image_id: RowId, session: SessionDep, settings: SettingsDep)
     )
 
 
-@router.post("/check", response_model=CheckOut, responses=errors(422))
+@router.post("/check", response_model=CheckOut, responses=errors(403))
 def check_known(body: CheckIn, session: SessionDep) -> CheckOut:
     """Which of these files the archive already holds, by content: ``pawdex index`` asks
     before it sends a folder's photos, so a rerun sends only what is new."""

@@ -23,6 +23,7 @@ from fastapi import (
     UploadFile,
     status,
 )  # fmt: skip
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -129,10 +130,26 @@ class SpoolingRoute(APIRoute):
         return spooling_handler
 
 
+async def single_form_fields(request: Request) -> None:
+    """422 for ``name`` or ``origin`` sent twice, or ``origin`` sent empty: which value counts
+    would be a guess (as for repeated query parameters, see ``deps.single_valued_query``)."""
+    form = await request.form()
+    problems = [
+        {"type": "repeated_parameter", "loc": ("body", field),
+         "msg": "one value expected, the field is repeated", "input": form.getlist(field)}
+        for field in ("name", "origin") if len(form.getlist(field)) > 1
+    ]  # fmt: skip
+    if form.get("origin") == "":
+        problems.append({"type": "enum", "loc": ("body", "origin"),
+                         "msg": "origin is empty: upload or cli", "input": ""})  # fmt: skip
+    if problems:
+        raise RequestValidationError(problems)
+
+
 router = APIRouter(
     prefix="/v1",
     tags=["uploads"],
-    dependencies=[Depends(require(Role.archivist))],
+    dependencies=[Depends(require(Role.archivist)), Depends(single_form_fields)],
     responses=errors(400, 401, 403, 413, 429, 503),
     route_class=SpoolingRoute,
 )
