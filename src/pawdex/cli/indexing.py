@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pawdex.cli.client import get_job, is_finished, poll_job, read_job, request
+from pawdex.cli.client import get_job, is_finished, read_job, request
 from pawdex.cli.sending import (
     Journal,
     Photo,
@@ -42,31 +42,6 @@ _COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
 def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def follow(jobs: dict[str, str], fetch: Callable[[str], dict]) -> list[dict]:
-    """Progress bars until every job has finished (in the order they were queued, as the
-    workers take them); returns the final job documents."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())  # fmt: skip
-    final: list[dict] = []
-    with Progress(*columns, console=console) as progress:
-        bars = {
-            jid: progress.add_task(label, total=None, status="queued")
-            for jid, label in jobs.items()
-        }
-        for job_id, bar in bars.items():
-
-            def shown(job_id: str = job_id, bar: int = bar) -> dict:
-                doc = fetch(job_id)
-                seen = _accounted(doc)
-                progress.update(
-                    bar, completed=seen, total=doc["total"] or None, status=doc["status"]
-                )
-                return doc
-
-            final.append(poll_job(shown, timeout=None, interval=POLL_S))
-    return final
 
 
 def summarise(docs: list[dict]) -> bool:
@@ -193,10 +168,10 @@ def index_local(paths: list[Path], settings: Settings) -> bool:
     photos = [p for p in paths if p not in archives]
     groups = [(JobKind.archive, [a]) for a in archives]
     groups += [(JobKind.images, c) for c in _chunks(photos, PHOTOS_PER_REQUEST)]
-    jobs: dict[str, str] = {}
+    jobs: list[str] = []
     for kind, files in groups:
         job = record_in_place(kind, files, settings)
-        jobs[job.id] = files[0].name if kind == JobKind.archive else f"{len(files)} photos"
+        jobs.append(job.id)
 
     def run_all() -> None:
         for job_id in jobs:
@@ -209,6 +184,6 @@ def index_local(paths: list[Path], settings: Settings) -> bool:
     runner = threading.Thread(target=run_all, daemon=True)
     runner.start()
 
-    docs = follow(jobs, lambda job_id: read_job(settings, job_id))
+    docs = follow_all(jobs, lambda job_id: read_job(settings, job_id))
     runner.join()
     return summarise(docs)

@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -37,12 +37,6 @@ class Photo:
     name: str  # the path the archive will show: "kennel/run-b/rex.jpg"
     path: Path
     size: int
-
-
-@dataclass
-class Plan:
-    photos: list[Photo] = field(default_factory=list)
-    skipped: int = 0  # system clutter, never sent
 
 
 def folder_photos(folder: Path) -> Iterator[Photo]:
@@ -119,7 +113,7 @@ class Sender:
 
     def send(self, photos: list[Photo], name: str, on_progress: Callable[[int], None]) -> None:
         """Send ``photos`` (one folder) as jobs named ``name``, ``name (2)``…"""
-        self.batches = 0
+        batches = 0
         for start in range(0, len(photos), CHECK_AT_ONCE):
             chunk = photos[start : start + CHECK_AT_ONCE]
             digests = [file_sha256(photo.path) for photo in chunk]
@@ -128,8 +122,8 @@ class Sender:
             self.already += len(chunk) - len(new)
             on_progress(len(chunk) - len(new))
             for batch in self._batches(new):
-                self.batches += 1
-                self._post(batch, name if self.batches == 1 else f"{name} ({self.batches})")
+                batches += 1
+                self._post(batch, name if batches == 1 else f"{name} ({batches})")
                 on_progress(len(batch))
 
     def _has(self, digest: str) -> bool:

@@ -87,14 +87,14 @@ def create_reindex_job(
         )
     ids = list(session.scalars(stmt))
     now = utcnow()
+    what = f"re-index with {version.version}" + (" (all photos)" if everything else "")
     job = Job(
         kind=JobKind.reindex,
         status=JobStatus.running if ids else JobStatus.succeeded,
         source=[{"model_version": version.version, "all": everything}],
         total=len(ids), ingest_done=True, ingest_position=len(ids),
         started_at=now, finished_at=None if ids else now,
-        message=f"re-index with {version.version}" + (" (all photos)" if everything else ""),
-        name=f"reindex with {version.version}" + (" (all photos)" if everything else ""),
+        message=what, name=what,
         origin=JobOrigin.admin, created_by=created_by,
     )  # fmt: skip
     session.add(job)
