@@ -26,10 +26,21 @@ from pawdex.api.limits import Admission, BodySizeLimit, RateLimit
 from pawdex.api.metrics import Metrics
 from pawdex.api.openapi import use_client_ready_openapi
 from pawdex.api.ratelimit import make_rate_limiter
-from pawdex.api.routers import admin, animals, files, health, jobs, session, ui, uploads
+from pawdex.api.routers import (
+    admin,
+    animals,
+    files,
+    health,
+    jobs,
+    libraries,
+    session,
+    ui,
+    uploads,
+)
 from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
 from pawdex.core.jobs import JobConflict
 from pawdex.core.labels import InvalidLabel
+from pawdex.core.libraries import OriginalUnavailable
 from pawdex.core.settings import Settings, get_settings
 from pawdex.core.uploads import BrokerUnavailable, UploadTooLarge
 
@@ -41,6 +52,7 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     BrokerUnavailable: 503,
     JobConflict: 409,
     InvalidLabel: 400,
+    OriginalUnavailable: 404,
 }
 
 # A database or broker outage (or a saturated connection pool) is answered 503 with this
@@ -182,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         uploads.router, jobs.router, animals.router, files.router, health.router,
-        session.router, admin.router,
+        session.router, admin.router, libraries.router,
     ):  # fmt: skip
         app.include_router(router)
     app.include_router(ui.router)

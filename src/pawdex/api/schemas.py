@@ -11,7 +11,16 @@ from pawdex.core.catalog import AnimalRecord
 from pawdex.core.jobs import job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
-from pawdex.core.models import ApiKey, Job, JobKind, JobOrigin, JobStatus, LabelSource, Role
+from pawdex.core.models import (
+    ApiKey,
+    Job,
+    JobKind,
+    JobOrigin,
+    JobStatus,
+    LabelSource,
+    Library,
+    Role,
+)
 from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 if TYPE_CHECKING:
@@ -94,7 +103,9 @@ class JobOut(BaseModel):
         description="What people call it: the upload's or folder's name, or one given."
     )
     kind: JobKind
-    origin: JobOrigin = Field(description="Where it came from: upload (web UI, API), cli, admin.")
+    origin: JobOrigin = Field(
+        description="Where it came from: upload (web UI, API), cli, admin, library (a scan)."
+    )
     created_by: str | None = Field(description="The name of the key that started it.")
     status: JobStatus
     total: int = Field(description="Files seen so far (final once ingest has finished).")
@@ -351,6 +362,37 @@ class OverviewOut(BaseModel):
 
 class ReindexIn(BaseModel):
     all: StrictBool = False
+
+
+class LibraryIn(BaseModel):
+    path: str = Field(
+        min_length=1, max_length=4096, examples=["/mnt/nas/photos/kennel"],
+        description="The folder's absolute path on the server, inside an allowed root "
+        "(PAWDEX_LIBRARY_ROOTS).",
+    )  # fmt: skip
+    name: str = Field("", max_length=200, description="Default: the folder's name.")
+
+
+class LibraryOut(BaseModel):
+    id: int
+    name: str
+    root: str = Field(description="The folder on the server, symbolic links resolved.")
+    created_by: str | None
+    created_at: datetime
+    files: int = Field(description="Files the last scan recorded (photos or not).")
+    photos: int = Field(
+        description="Of those, files that are photos (a photo kept twice counts twice)."
+    )
+    last_job: JobOut | None = Field(description="The latest scan.")
+
+    @classmethod
+    def of(cls, library: Library, files: int, photos: int) -> LibraryOut:
+        last = JobOut.of(library.last_job) if library.last_job is not None else None
+        return cls(
+            id=library.id, name=library.name, root=library.root,
+            created_by=library.created_by, created_at=library.created_at,
+            files=files, photos=photos, last_job=last,
+        )  # fmt: skip
 
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

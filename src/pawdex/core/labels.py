@@ -14,12 +14,14 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from pawdex.core.errors import PawdexError
+from pawdex.core.libraries import OriginalUnavailable, original_path
 from pawdex.core.model_versions import active_version
 from pawdex.core.models import ApiKey, Image, Label, Prediction
 from pawdex.core.storage import Storage
 from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 _BREEDS = frozenset(BREED_NAMES)
+MISSING = "(original unavailable)"
 
 
 class InvalidLabel(PawdexError):
@@ -95,7 +97,7 @@ class LabelledPhoto:
     image_id: int
     sha256: str
     path: str
-    stored_path: str
+    stored_path: str | None
     species: str
     breed: str | None
     model_breed: str | None
@@ -150,14 +152,18 @@ def _csv_row(row: LabelledPhoto) -> list[object]:
 def export_image_folder(session: Session, storage: Storage, out: Path) -> dict[str, int]:
     """The human-labelled dogs as an ImageFolder tree (``out/<breed>/<sha256>.<ext>``) that
     ``pawdex train`` reads, plus ``labels.csv``; non-dogs go to ``out/_not_a_dog/``.
-    Returns photos per folder."""
+    Returns photos per folder (and under MISSING, library photos whose file is gone)."""
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     with (out / "labels.csv").open("w", newline="") as fh:
         fh.writelines(labels_csv(session))
     for row in iter_current_labels(session):
         folder = row.breed if row.species == "dog" else "_not_a_dog"
-        source = storage.path(row.stored_path)
+        try:
+            source = original_path(session, session.get(Image, row.image_id), storage)
+        except OriginalUnavailable:  # a library's file gone since its last scan
+            counts[MISSING] = counts.get(MISSING, 0) + 1
+            continue
         target = out / folder / f"{row.sha256}{source.suffix}"
         target.parent.mkdir(exist_ok=True)
         if not target.exists():

@@ -73,6 +73,7 @@ class JobKind(enum.StrEnum):
     images = "images"
     archive = "archive"
     reindex = "reindex"  # stored photos classified again by the active model
+    scan = "scan"  # a library's folder read in place: new, changed and removed files
 
 
 class JobOrigin(enum.StrEnum):
@@ -81,6 +82,7 @@ class JobOrigin(enum.StrEnum):
     upload = "upload"  # the web UI or the HTTP API
     cli = "cli"  # pawdex index
     admin = "admin"  # a reindex asked by an admin
+    library = "library"  # a library scan
 
 
 class Job(Base):
@@ -162,7 +164,9 @@ class Image(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    stored_path: Mapped[str] = mapped_column(Text)  # relative to the storage dir
+    # Relative to the storage dir; None for a photo read in place from a library (its
+    # original stays in the library's folder: ``core.libraries.original_path``).
+    stored_path: Mapped[str | None] = mapped_column(Text)
     thumbnail_path: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -199,6 +203,43 @@ class JobDuplicate(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
 
     image: Mapped[Image] = relationship()
+
+
+class Library(Base):
+    """A folder on the server (a mounted NAS share) indexed in place: its photos are read
+    where they are, only thumbnails are stored. Its root lies inside one of the roots the
+    operator allowed (``PAWDEX_LIBRARY_ROOTS``)."""
+
+    __tablename__ = "libraries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    root: Mapped[str] = mapped_column(Text, unique=True)  # absolute, symbolic links resolved
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+
+    last_job: Mapped[Job | None] = relationship()
+
+
+class LibraryFile(Base):
+    """A file of a library as the last scan saw it: a re-scan reads only files whose size or
+    modification time changed, and drops the photos of files that went away."""
+
+    __tablename__ = "library_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(Text)  # POSIX, relative to the library's root
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # None: the file is not a photo pawdex can read (its error is in the scan's job).
+    image_id: Mapped[int | None] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), index=True
+    )
+    seen_job_id: Mapped[str | None] = mapped_column(String(32))  # the last scan that saw it
+
+    __table_args__ = (UniqueConstraint("library_id", "path", name="uq_library_files_path"),)
 
 
 class ModelVersion(Base):

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="Default: a filesystem broker in the data dir."
     )
+    library_roots: list[Path] = Field(
+        [],
+        description="Folders on the server under which an admin may register libraries "
+        "(indexed in place: originals are read where they are, never copied), e.g. "
+        '`["/mnt/nas/photos"]`. Empty: no libraries.',
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="The model served until one is activated (`pawdex models activate`). "

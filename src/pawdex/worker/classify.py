@@ -42,7 +42,9 @@ def model_input(row, storage: Storage, resize_size: int) -> PILImage.Image:
     settings' decode budget (read here: wrappers in the tests patch this three-argument call)."""
     if row.thumbnail_path:
         thumb = PILImage.open(storage.path(row.thumbnail_path))
-        if min(thumb.size) >= resize_size:
+        # A library photo's original is not stored: its thumbnail is all there is (it is
+        # the whole photo when the photo is smaller than the model's input).
+        if min(thumb.size) >= resize_size or not row.stored_path:
             thumb.load()
             return thumb if thumb.mode == "RGB" else thumb.convert("RGB")
         thumb.close()

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from pawdex.core.archive import (
     ArchiveEntry,
     ArchiveLimits,
+    InPlace,
     iter_archive,
     iter_folder,
     iter_single_files,
@@ -51,6 +52,7 @@ from pawdex.core.jobs import (
     take_ingest_lease,
     unclassified_image_ids,
 )
+from pawdex.core.libraries import finish_scan, record_files, scan_entries
 from pawdex.core.model_versions import active_version
 from pawdex.core.models import (
     Image,
@@ -74,6 +76,9 @@ def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
     """The job's files in a stable order: its spooled uploads or, for ``pawdex index
     --local``, files, archives and folders read in place (``path``), never copied."""
     limits = ArchiveLimits.from_settings(settings)
+    if job.kind == JobKind.scan:
+        yield from scan_entries(job, job.source[0]["library"], session_factory(settings), limits)
+        return
     sources = [(item["name"], _source_path(item, settings)) for item in job.source]
     if job.kind != JobKind.archive:
         yield from iter_single_files(sources, limits)
@@ -172,7 +177,9 @@ def _ingest_from(run: Delivery, job: Job, attempts: int, resuming: bool) -> None
     job_id, settings = job.id, run.settings
     if resuming:
         _requeue_unclassified(run)
-    start = position = job.ingest_position
+    # A scan walks its library from the start every time: what an earlier delivery committed
+    # is recorded as seen, so the walk passes over it unread.
+    start = position = 0 if job.kind == JobKind.scan else job.ingest_position
     careful_until = start + settings.batch_size if attempts > 1 else start
     poison_at = start if attempts > settings.max_attempts else None
     beat_every = settings.ingest_heartbeat_timeout / 10
@@ -213,6 +220,8 @@ def _ingest_from(run: Delivery, job: Job, attempts: int, resuming: bool) -> None
         job_row = renew_ingest_lease(session, job_id, run.token, progress=False)
         if job_row.status == JobStatus.running:
             job_row.ingest_done = True
+            if job_row.kind == JobKind.scan:
+                finish_scan(session, job_row, run.storage)
         job_row.ingest_lease = None
     with run.sessions.begin() as session:
         finish_if_complete(session, job_id)
@@ -246,30 +255,39 @@ def _hash(entry: ArchiveEntry) -> _Prepared:
 @dataclass(frozen=True)
 class StoredPhoto:
     info: ImageInfo
-    key: str  # the photo's storage key
+    key: str  # the photo's storage key (not written when the original stays in a library)
     thumbnail_key: str
 
 
 def store_photo(
-    data: bytes, sha256: str, storage: Storage, settings: Settings, thumbnail_side: int
+    data: bytes,
+    sha256: str,
+    storage: Storage,
+    settings: Settings,
+    thumbnail_side: int,
+    keep_original: bool = True,
 ) -> StoredPhoto:
-    """Validate by decoding, store the bytes and a thumbnail (one decode for both); raises
-    UnsupportedImage. No database: ``pawdex bench`` runs it alone for its pipeline limit."""
+    """Validate by decoding, store the bytes (unless the original stays in a library) and a
+    thumbnail (one decode for both); raises UnsupportedImage. No database: ``pawdex bench``
+    runs it alone for its pipeline limit."""
     img, info = open_image(
         data, settings.max_image_pixels, min_side=thumbnail_side, budget=DecodeBudget.of(settings)
     )
     thumbnail = make_thumbnail(img, thumbnail_side)
     key = storage.image_key(sha256, info.format)
-    storage.put(key, data)
+    if keep_original:
+        storage.put(key, data)
     thumbnail_key = storage.thumbnail_key(sha256)
     storage.put(thumbnail_key, thumbnail)
     return StoredPhoto(info, key, thumbnail_key)
 
 
 def _decode_and_store(item: _Prepared, run: Delivery) -> None:
-    data, sha = item.entry.data, item.sha256
+    data, sha, in_place = item.entry.data, item.sha256, item.entry.in_place is not None
     try:
-        stored = store_photo(data, sha, run.storage, run.settings, run.thumbnail_side)
+        stored = store_photo(
+            data, sha, run.storage, run.settings, run.thumbnail_side, keep_original=not in_place
+        )
     except UnsupportedImage as exc:
         item.error = str(exc)
         return
@@ -282,7 +300,7 @@ def _decode_and_store(item: _Prepared, run: Delivery) -> None:
         size_bytes=len(data),
         width=info.width,
         height=info.height,
-        stored_path=stored.key,
+        stored_path=None if in_place else stored.key,
         thumbnail_path=stored.thumbnail_key,
         job_id=run.job_id,
         created_at=utcnow(),
@@ -302,9 +320,12 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
     items = [_hash(entry) for entry in batch]
     shas = {item.sha256 for item in items if item.sha256}
     with run.sessions.begin() as session:
-        known = dict(
-            session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas))).all()
-        )
+        rows = session.execute(
+            select(Image.sha256, Image.id, Image.format, Image.stored_path).where(
+                Image.sha256.in_(shas)
+            )
+        ).all()
+        known = {row.sha256: row.id for row in rows}
         in_job = set(
             session.scalars(
                 select(JobImage.image_id).where(
@@ -318,12 +339,21 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
             first_seen.setdefault(item.sha256, item)
     pool = _pool(run.settings.decode_threads)
     list(pool.map(lambda it: _decode_and_store(it, run), first_seen.values()))
+    originals = _keep_originals(run, items, rows)
 
     new_ids: list[int] = []
     failed = duplicates = skipped = 0
+    in_place: list[tuple[InPlace, int | None]] = []
     with run.sessions.begin() as session:
         job = renew_ingest_lease(session, job_id, run.token, progress=True)
+        for image_id, key in originals.items():
+            session.execute(
+                update(Image).where(Image.id == image_id, Image.stored_path.is_(None))
+                .values(stored_path=key)
+            )  # fmt: skip
         for item in items:
+            if item.entry.in_place is not None and (item.entry.skipped or item.error):
+                in_place.append((item.entry.in_place, None))
             if item.entry.skipped is not None:
                 skipped += 1
                 continue
@@ -342,6 +372,8 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
                     image_id = session.scalar(select(Image.id).where(Image.sha256 == item.sha256))
                 known[item.sha256] = image_id
             name = item.entry.name
+            if item.entry.in_place is not None:
+                in_place.append((item.entry.in_place, image_id))
             if image_id in in_job or not is_new:  # the same photo twice, or already indexed
                 duplicates += 1
                 session.add(JobDuplicate(job_id=job_id, name=name, image_id=image_id))
@@ -351,6 +383,7 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
             session.add(JobImage(job_id=job_id, image_id=image_id, name=name, duplicate=not is_new))
             if is_new:
                 new_ids.append(image_id)
+        record_files(session, job_id, in_place)
         position += len(batch)
         add_to_counters(
             session, job_id, total=len(batch), failed=failed, duplicates=duplicates,
@@ -360,6 +393,20 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
     # Commit before enqueue: the worker must find the rows it is sent.
     enqueue_classify_batches(job_id, new_ids, run.settings)
     return position
+
+
+def _keep_originals(run: Delivery, items: list[_Prepared], known: list) -> dict[int, str]:
+    """An uploaded photo already indexed in place from a library is stored now: the upload
+    keeps its original when the library's file goes away. Returns ``{image id: key}``."""
+    lacking = {row.sha256: row for row in known if row.stored_path is None}
+    stored: dict[int, str] = {}
+    for item in items:
+        row = lacking.get(item.sha256) if item.entry.in_place is None else None
+        if row is not None and row.id not in stored:
+            key = run.storage.image_key(row.sha256, row.format)
+            run.storage.put(key, item.entry.data)
+            stored[row.id] = key
+    return stored
 
 
 def _requeue_unclassified(run: Delivery) -> None:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from pawdex.api.deps import RowId, SessionDep, SettingsDep, found, require
 from pawdex.api.schemas import CheckIn, CheckOut, errors
+from pawdex.core.libraries import original_path
 from pawdex.core.models import Image, Role
 from pawdex.core.storage import Storage
 from pawdex.formats import MEDIA_TYPES, media_type
@@ -22,6 +23,8 @@ IMMUTABLE = {
     # A stored file is whatever the uploader sent: never let a browser sniff it into HTML.
     "X-Content-Type-Options": "nosniff",
 }
+# A library's file can change under its path until the next scan: revalidate.
+NOT_STORED = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _PHOTO = {
     "description": "The photo's bytes, in the format it was uploaded in.",
@@ -32,12 +35,12 @@ _THUMBNAIL = {"description": "A JPEG thumbnail.", "content": {"image/jpeg": _BIN
 
 @router.get("/{image_id}/file", response_class=FileResponse, responses={200: _PHOTO})
 def image_file(image_id: RowId, session: SessionDep, settings: SettingsDep) -> FileResponse:
-    """The stored photo, byte for byte as uploaded."""
+    """The photo byte for byte as uploaded, or as its library holds it (read in place)."""
     image = found(session.get(Image, image_id), f"image {image_id}")
     return FileResponse(
-        Storage(settings.storage_dir).path(image.stored_path),
+        original_path(session, image, Storage(settings.storage_dir)),
         media_type=media_type(image.format),
-        headers=IMMUTABLE,
+        headers=IMMUTABLE if image.stored_path else NOT_STORED,
     )
 
 

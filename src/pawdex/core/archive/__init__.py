@@ -22,6 +22,7 @@ from pawdex.core.archive.walk import (
     NESTED_ARCHIVE,
     ArchiveEntry,
     ArchiveLimits,
+    InPlace,
     Walk,
     iter_single_files,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ArchiveEntry",
     "ArchiveKind",
     "ArchiveLimits",
+    "InPlace",
     "detect_archive_kind",
     "iter_archive",
     "iter_folder",

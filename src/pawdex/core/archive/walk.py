@@ -50,16 +50,28 @@ class ArchiveLimits:
         )
 
 
+@dataclass(frozen=True)
+class InPlace:
+    """Where a file of a library lies, as the next scan will compare it."""
+
+    library_id: int
+    path: str  # POSIX, relative to the library's root
+    size_bytes: int
+    mtime_ns: int
+
+
 @dataclass
 class ArchiveEntry:
     """One file of an upload: its bytes, why it was refused, or why it was skipped without
-    being read (system clutter: ``.DS_Store``, ``__MACOSX/``…); exactly one of the three."""
+    being read (system clutter: ``.DS_Store``, ``__MACOSX/``…); exactly one of the three.
+    A library's file also says where it lies (``in_place``): its original stays there."""
 
     index: int
     name: str
     data: bytes | None
     error: str | None
     skipped: str | None = None
+    in_place: InPlace | None = None
 
     def __post_init__(self) -> None:
         if sum(v is not None for v in (self.data, self.error, self.skipped)) != 1:
@@ -76,22 +88,11 @@ def iter_single_files(
         if not walk.admit_member():
             yield walk.members_limit_entry()
             return
-        if reason := junk_reason(name):
-            yield walk.skip(name, reason)
-            continue
         try:
-            with Path(path).open("rb") as fh:
-                data = walk.read(fh)
+            yield walk.read_file(name, path)
         except ArchiveLimitExceeded as exc:
             yield walk.error(ARCHIVE_ITSELF, str(exc))
             return
-        except PawdexError as exc:
-            yield walk.error(name, str(exc))
-            continue
-        except OSError as exc:
-            yield walk.error(name, f"the uploaded file cannot be read ({exc.strerror or exc})")
-            continue
-        yield walk.ok(name, data)
 
 
 class Walk:
@@ -134,6 +135,21 @@ class Walk:
         entry = ArchiveEntry(index=self.index, name=name, data=data, error=error, skipped=skipped)
         self.index += 1
         return entry
+
+    def read_file(self, name: str, path: Path) -> ArchiveEntry:
+        """A file on disk as an entry: skipped if it is clutter, else read within the caps.
+        Raises ArchiveLimitExceeded when an upload-wide cap is reached."""
+        if reason := junk_reason(name):
+            return self.skip(name, reason)
+        try:
+            with Path(path).open("rb") as fh:
+                return self.ok(name, self.read(fh))
+        except ArchiveLimitExceeded:
+            raise
+        except PawdexError as exc:
+            return self.error(name, str(exc))
+        except OSError as exc:
+            return self.error(name, f"the file cannot be read ({exc.strerror or exc})")
 
     def read(self, fh: IO[bytes], *, compressed_size: int | None = None) -> bytes:
         """One member's bytes, stopping one byte past any cap; raises when refused."""

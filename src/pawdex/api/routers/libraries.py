@@ -1,0 +1,68 @@
+"""Libraries: server-side folders indexed in place (admins only: they name server paths)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from pawdex.api.deps import AdminKey, RowId, SessionDep, SettingsDep, found
+from pawdex.api.schemas import JobOut, LibraryIn, LibraryOut, errors
+from pawdex.core.libraries import create_scan_job, library_files_count, register_library
+from pawdex.core.models import Job, Library
+from pawdex.core.queue import enqueue_ingest
+
+router = APIRouter(
+    prefix="/v1/libraries", tags=["libraries"], responses=errors(400, 401, 403, 422, 429, 503)
+)
+
+
+def _out(session: Session, library: Library) -> LibraryOut:
+    return LibraryOut.of(library, *library_files_count(session, library.id))
+
+
+def _library(session: Session, library_id: int) -> Library:
+    stmt = (
+        select(Library)
+        .options(selectinload(Library.last_job).selectinload(Job.errors))
+        .where(Library.id == library_id)
+    )
+    return found(session.scalar(stmt), f"library {library_id}")
+
+
+@router.get("", response_model=list[LibraryOut])
+def list_libraries(session: SessionDep, _key: AdminKey) -> list[LibraryOut]:
+    """Every library, with its file counts and latest scan."""
+    stmt = select(Library).options(selectinload(Library.last_job).selectinload(Job.errors))
+    return [_out(session, library) for library in session.scalars(stmt.order_by(Library.name))]
+
+
+@router.post("", status_code=201, response_model=LibraryOut)
+def add_library(
+    body: LibraryIn, session: SessionDep, settings: SettingsDep, key: AdminKey
+) -> LibraryOut:
+    """Register a folder on the server as a library (inside `PAWDEX_LIBRARY_ROOTS`); nothing
+    is read until it is scanned."""
+    library = register_library(session, body.name, body.path, settings, created_by=key.name)
+    session.commit()
+    return _out(session, library)
+
+
+@router.get("/{library_id}", response_model=LibraryOut, responses=errors(404))
+def get_library(library_id: RowId, session: SessionDep, _key: AdminKey) -> LibraryOut:
+    return _out(session, _library(session, library_id))
+
+
+@router.post(
+    "/{library_id}/scan", status_code=202, response_model=JobOut, responses=errors(404, 409)
+)
+def scan_library(
+    library_id: RowId, session: SessionDep, settings: SettingsDep, key: AdminKey
+) -> JobOut:
+    """Index the library's new and changed files in place and drop those that went away, as
+    a job (origin `library`). 409 while a scan of it is still going."""
+    job = create_scan_job(session, _library(session, library_id), created_by=key.name)
+    session.commit()
+    enqueue_ingest(job.id, settings)
+    session.refresh(job)
+    return JobOut.of(job)
