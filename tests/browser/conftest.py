@@ -3,6 +3,7 @@ Chromium driven by Playwright, once per test module."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,11 @@ class UiStack:
     def url(self) -> str:
         return self.stack.url
 
+    @property
+    def nas(self) -> Path:
+        """The folder under which admins may register libraries."""
+        return Path(json.loads(self.env["PAWDEX_LIBRARY_ROOTS"])[0])
+
     def client(self, key: str | None = None) -> httpx.Client:
         return httpx.Client(
             base_url=self.url, headers={"X-API-Key": key or self.admin_key}, timeout=30
@@ -46,7 +52,9 @@ class Indexed:
 @pytest.fixture(scope="module")
 def ui_stack(tmp_path_factory) -> UiStack:
     root = tmp_path_factory.mktemp("ui")
-    env = base_env(root / "var", PAWDEX_BATCH_SIZE="4")
+    (root / "nas").mkdir()
+    libraries = json.dumps([str(root / "nas")])
+    env = base_env(root / "var", PAWDEX_BATCH_SIZE="4", PAWDEX_LIBRARY_ROOTS=libraries)
     with running_stack(env, root / "logs", embedded=True) as stack:
         created = pawdex(
             "keys", "create", "--role", "archivist", "--name", "Ada Archivist", env=env, timeout=60

@@ -333,3 +333,29 @@ def test_pages_fit_a_phone_screen(ui_stack, indexed, new_page):
             )
             assert columns == 2
             screenshot(page, "gallery-phone.png")
+
+
+def test_admin_adds_a_library_and_scans_it_from_the_dashboard(ui_stack, labelled_photos, new_page):
+    kennel = ui_stack.nas / "kennel-nas"
+    kennel.mkdir()
+    for photo in [p for p in labelled_photos if p.is_dog][:3]:
+        (kennel / photo.path.name).write_bytes(photo.path.read_bytes())
+    page = new_page(390, 844)  # a phone
+    sign_in(page, ui_stack.url, ui_stack.admin_key, "/ui/admin")
+    page.get_by_label("Folder on the server").fill(str(ui_stack.nas / ".." / "var"))
+    page.get_by_test_id("library-add").click()
+    expect(page.get_by_test_id("error-banner")).to_contain_text("not inside an allowed")
+
+    page.get_by_label("Folder on the server").fill(str(kennel))
+    page.get_by_label("Name").fill("Kennel NAS")
+    page.get_by_test_id("library-add").click()
+    row = page.get_by_test_id("library-row").filter(has_text="Kennel NAS")
+    expect(row).to_contain_text(str(kennel))
+    expect(row).to_contain_text("never")
+    row.get_by_test_id("library-scan").click()
+    # The dashboard refreshes itself: the scan ends with the three photos recorded.
+    expect(row.get_by_role("link", name=re.compile("^succeeded"))).to_be_visible(timeout=120_000)
+    expect(row.locator("td").nth(3)).to_have_text("3")
+    row.get_by_role("link", name=re.compile("^succeeded")).click()
+    expect(page.get_by_test_id("job-name")).to_have_text("Kennel NAS")
+    expect(page.get_by_test_id("job-status")).to_have_text("succeeded")

@@ -982,7 +982,68 @@ function renderOverview(o) {
   $("#admin-updated").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
 }
 
+function libraryRow(library, onScan) {
+  const job = library.last_job;
+  const last = job
+    ? h("a", { href: jobUrl(job.id), text: `${job.status}, ${when(job.created_at)}` })
+    : "never";
+  const scan = h("button", { type: "button", text: "Scan", "data-testid": "library-scan" });
+  scan.disabled = Boolean(job && !FINISHED.has(job.status));
+  scan.addEventListener("click", () => onScan(library, scan));
+  return h(
+    "tr",
+    { "data-testid": "library-row" },
+    h("td", { text: library.name }),
+    h("td", {}, h("code", { text: library.root })),
+    h("td", { text: String(library.files) }),
+    h("td", { text: String(library.photos) }),
+    h("td", {}, last),
+    h("td", {}, scan),
+  );
+}
+
+function initLibraries() {
+  const table = $("#libraries");
+  async function scan(library, button) {
+    button.disabled = true;
+    clearError();
+    try {
+      await api(`/v1/libraries/${library.id}/scan`, { method: "POST" });
+      await reload();
+    } catch (error) {
+      showError(error);
+      button.disabled = false;
+    }
+  }
+  async function reload() {
+    const libraries = await api("/v1/libraries");
+    $("tbody", table).replaceChildren(...libraries.map((l) => libraryRow(l, scan)));
+    table.hidden = libraries.length === 0;
+    $("#no-libraries").hidden = libraries.length > 0;
+  }
+  $("#library-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = $("#library-add");
+    button.disabled = true;
+    clearError();
+    try {
+      await api("/v1/libraries", {
+        method: "POST",
+        json: { path: $("#library-path").value.trim(), name: $("#library-name").value.trim() },
+      });
+      event.target.reset();
+      await reload();
+    } catch (error) {
+      showError(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return reload;
+}
+
 function initAdmin() {
+  const reloadLibraries = initLibraries();
   $("#reindex-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = $("#reindex");
@@ -1005,6 +1066,7 @@ function initAdmin() {
   async function refresh() {
     try {
       renderOverview(await api("/v1/admin/overview"));
+      await reloadLibraries();
       clearError();
     } catch (error) {
       showError(error);
