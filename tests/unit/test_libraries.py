@@ -138,9 +138,10 @@ def test_an_upload_of_a_library_photo_keeps_its_own_original(client, roots):
     nas, _ = roots
     data = jpeg_bytes(seed=11)
     photo = _write(nas / "box" / "rex.jpg", data)
+    _write(nas / "box" / "notes.txt", b"kennel B, week 12")
     library = client.post("/v1/libraries", json={"path": str(nas / "box")}).json()
     _scan(client, library["id"])
-    (image,) = _photos(client, "box").values()
+    (image,) = _photos(client, "box").values()  # notes.txt: a failure, not a photo
 
     uploaded = client.post("/v1/images", files={"file": ("rex-again.jpg", data, "image/jpeg")})
     assert uploaded.status_code == 202
@@ -148,7 +149,7 @@ def test_an_upload_of_a_library_photo_keeps_its_own_original(client, roots):
 
     photo.unlink()
     job = _scan(client, library["id"])
-    assert job["message"] == "0 files unchanged since the last scan, 1 removed"
+    assert job["message"] == "1 files unchanged since the last scan, 1 removed"
     served = client.get(f"/v1/images/{image['id']}/file")
     assert served.status_code == 200 and served.content == data
 
@@ -212,3 +213,29 @@ def test_no_library_without_allowed_roots(tmp_path, monkeypatch):
     assert answer.status_code == 422
     assert "PAWDEX_LIBRARY_ROOTS" in answer.json()["detail"]
     assert os.environ.get("PAWDEX_LIBRARY_ROOTS") in (None, "")
+
+
+def test_an_unmounted_share_removes_nothing(client, roots):
+    nas, _ = roots
+    share = nas / "share"
+    _write(share / "rex.jpg", jpeg_bytes(seed=21))
+    _write(share / "fido.jpg", jpeg_bytes(seed=22))
+    library = client.post("/v1/libraries", json={"path": str(share)}).json()
+    _scan(client, library["id"])
+    assert len(_photos(client, "share")) == 2
+
+    share.rename(nas / "away")  # the NAS went offline: its mount point is gone
+    job = _scan(client, library["id"])
+    assert job["status"] == "failed"
+    assert job["errors"][0]["error"] == "the library's folder is not there (unmounted?)"
+    assert "nothing removed" in job["message"]
+    share.mkdir()  # an empty mount point, as a share not mounted yet
+    job = _scan(client, library["id"])
+    assert "nothing removed" in job["message"]
+    assert len(_photos(client, "share")) == 2
+
+    share.rmdir()
+    (nas / "away").rename(share)
+    job = _scan(client, library["id"])
+    assert (job["status"], job["total"]) == ("succeeded", 0)
+    assert job["message"].startswith("2 files unchanged")

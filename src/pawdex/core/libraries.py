@@ -198,9 +198,16 @@ def finish_scan(session: Session, job: Job, storage: Storage) -> ScanEnd:
     library photo whose file went away or changed content, with no stored original), and say
     so in the job's message."""
     library_id = job.source[0]["library"]
-    gone = (LibraryFile.library_id == library_id) & (
-        LibraryFile.seen_job_id.is_(None) | (LibraryFile.seen_job_id != job.id)
-    )
+    mine = LibraryFile.library_id == library_id
+    seen = session.scalar(select(func.count()).where(mine, LibraryFile.seen_job_id == job.id))
+    root = Path(session.get(Library, library_id).root)
+    if not seen and session.scalar(select(exists().where(mine))) and looks_unmounted(root):
+        job.message = (
+            "the library's folder is empty or missing (an unmounted share?): nothing removed; "
+            "scan again once it is back"
+        )
+        return ScanEnd(removed=0, dropped=0, unchanged=0)
+    gone = mine & (LibraryFile.seen_job_id.is_(None) | (LibraryFile.seen_job_id != job.id))
     removed = session.execute(delete(LibraryFile).where(gone)).rowcount or 0
     orphans = session.execute(
         select(Image.id, Image.thumbnail_path).where(
@@ -210,11 +217,6 @@ def finish_scan(session: Session, job: Job, storage: Storage) -> ScanEnd:
     for start in range(0, len(orphans), 500):
         ids = [row.id for row in orphans[start : start + 500]]
         session.execute(delete(Image).where(Image.id.in_(ids)))
-    seen = session.scalar(
-        select(func.count()).where(
-            LibraryFile.library_id == library_id, LibraryFile.seen_job_id == job.id
-        )
-    )
     end = ScanEnd(removed=removed, dropped=len(orphans), unchanged=max(0, (seen or 0) - job.total))
     job.message = f"{end.unchanged} files unchanged since the last scan, {end.removed} removed" + (
         f" ({end.dropped} photos left the catalogue)" if end.dropped else ""
@@ -224,6 +226,15 @@ def finish_scan(session: Session, job: Job, storage: Storage) -> ScanEnd:
         if row.thumbnail_path:
             storage.path(row.thumbnail_path).unlink(missing_ok=True)
     return end
+
+
+def looks_unmounted(root: Path) -> bool:
+    """A share that is not mounted: its folder is missing, or is an empty mount point
+    directory (a mounted share that was emptied is a mount point: that is a deletion)."""
+    try:
+        return not any(root.iterdir()) and not os.path.ismount(root)
+    except OSError:
+        return True
 
 
 def original_path(session: Session, image: Image, storage: Storage) -> Path:
