@@ -91,3 +91,25 @@ def test_a_library_of_real_photos_is_indexed_in_place_and_rescanned(
         assert len(after) == len(before) - 1
         described = client.get(f"/v1/libraries/{library['id']}").json()
         assert (described["files"], described["photos"]) == (7, 6)
+
+
+def test_two_sweepers_never_queue_the_same_library_twice(pg_url, tmp_path):
+    from sqlalchemy.orm import sessionmaker
+
+    from pawdex.core.db import make_engine
+    from pawdex.core.libraries import due_scans
+    from pawdex.core.migrate import upgrade_to_head
+    from pawdex.core.models import Library
+    from pawdex.core.settings import Settings
+
+    upgrade_to_head(Settings(database_url=pg_url, data_dir=tmp_path))
+    sessions = sessionmaker(make_engine(pg_url))
+    with sessions.begin() as session:
+        session.add_all([Library(name=n, root=str(tmp_path / n)) for n in ("a", "b")])
+    with sessions.begin() as first:
+        picked = sorted(job.name for job in due_scans(first, 3600))
+        with sessions.begin() as second:  # while the first sweeper holds its rows
+            assert due_scans(second, 3600) == []
+    assert picked == ["a", "b"]
+    with sessions.begin() as session:  # their scans are queued, not finished: not due
+        assert due_scans(session, 0) == []

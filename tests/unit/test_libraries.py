@@ -239,3 +239,35 @@ def test_an_unmounted_share_removes_nothing(client, roots):
     job = _scan(client, library["id"])
     assert (job["status"], job["total"]) == ("succeeded", 0)
     assert job["message"].startswith("2 files unchanged")
+
+
+def test_the_sweeper_scans_libraries_on_schedule(client, roots):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from pawdex.core.db import session_scope
+    from pawdex.core.models import Job, utcnow
+    from pawdex.worker.sweeper import sweep
+
+    nas, _ = roots
+    _write(nas / "daily" / "rex.jpg", jpeg_bytes(seed=31))
+    library = client.post("/v1/libraries", json={"path": str(nas / "daily")}).json()
+    hourly = client.settings.model_copy(update={"library_scan_interval": 3600})
+    assert sweep(client.settings).scans == []  # no interval: scans only when asked
+
+    (first,) = sweep(hourly).scans  # never scanned: at once
+    job = client.get(f"/v1/jobs/{first}").json()
+    assert (job["status"], job["done"], job["created_by"]) == ("succeeded", 1, "scheduled scan")
+    assert sweep(hourly).scans == []  # scanned a moment ago
+
+    _write(nas / "daily" / "fido.jpg", jpeg_bytes(seed=32))
+    with session_scope(client.settings) as session:
+        session.execute(
+            update(Job).where(Job.id == first).values(finished_at=utcnow() - timedelta(hours=2))
+        )
+        session.commit()
+    (second,) = sweep(hourly).scans
+    assert client.get(f"/v1/jobs/{second}").json()["done"] == 1
+    assert len(_photos(client, "daily")) == 2
+    assert client.get(f"/v1/libraries/{library['id']}").json()["last_job"]["id"] == second

@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, exists, func, select, update
@@ -40,12 +41,14 @@ from pawdex.core.models import (
     JobOrigin,
     Library,
     LibraryFile,
+    utcnow,
 )
 from pawdex.core.settings import Settings
 from pawdex.core.storage import Storage
 
 log = logging.getLogger("pawdex.libraries")
 STAT_CHUNK = 500  # files compared with what the last scan saw, per query
+SCHEDULED = "scheduled scan"  # who started a scan the sweeper queued
 
 
 class LibraryRefused(PawdexError):
@@ -105,6 +108,23 @@ def create_scan_job(session: Session, library: Library, created_by: str | None) 
     session.flush()
     library.last_job = job
     return job
+
+
+def due_scans(session: Session, interval: float) -> list[Job]:
+    """Scan jobs for the libraries whose last scan ended more than ``interval`` seconds ago
+    (or that were never scanned). Several sweepers never pick the same library (SKIP
+    LOCKED), and a library being scanned is left alone."""
+    ended = utcnow() - timedelta(seconds=interval)
+    stmt = (
+        select(Library)
+        .outerjoin(Job, Job.id == Library.last_job_id)
+        .where(Job.id.is_(None) | (Job.status.in_(FINISHED_STATUSES) & (Job.finished_at < ended)))
+        .order_by(Library.id)
+        .with_for_update(of=Library, skip_locked=True)
+    )
+    return [
+        create_scan_job(session, library, created_by=SCHEDULED) for library in session.scalars(stmt)
+    ]
 
 
 def library_files_count(session: Session, library_id: int) -> tuple[int, int]:

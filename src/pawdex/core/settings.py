@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         "(indexed in place: originals are read where they are, never copied), e.g. "
         '`["/mnt/nas/photos"]`. Empty: no libraries.',
     )
+    library_scan_interval: float = Field(
+        0,
+        ge=0,
+        description="Seconds between a library's scans, queued by the workers' sweeper "
+        "(e.g. 3600: new photos on the share appear within the hour); 0: scans only when "
+        "an admin asks.",
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="The model served until one is activated (`pawdex models activate`). "

@@ -8,7 +8,8 @@ empty: after ``stall_timeout`` its ingest is queued again (it resumes from its c
 position) or its unclassified photos are sent again. Every task is idempotent, so a message
 sent twice costs a lookup, never a second prediction.
 
-It also folds the breed tallies' deltas (``core.catalog.fold_breed_tallies``).
+It also folds the breed tallies' deltas (``core.catalog.fold_breed_tallies``) and, with
+``library_scan_interval`` set, queues the libraries' periodic scans.
 
 No celery beat: each worker runs this in a daemon thread; several sweepers never pick the
 same job (``SKIP LOCKED``), and a job queued twice is ingested once (the lease).
@@ -29,6 +30,7 @@ from pawdex.core.jobs import (
     stalled_ingests,
     unclassified_image_ids,
 )
+from pawdex.core.libraries import due_scans
 from pawdex.core.queue import (
     INFERENCE_QUEUE,
     INGEST_QUEUE,
@@ -46,6 +48,7 @@ class Sweep:
     ingests: list[str] = field(default_factory=list)  # jobs whose ingest was queued again
     classifies: dict[str, int] = field(default_factory=dict)  # job -> photos sent again
     folded: int = 0  # breed tally deltas folded in
+    scans: list[str] = field(default_factory=list)  # periodic library scans queued
 
 
 def sweep(settings: Settings) -> Sweep:
@@ -54,6 +57,12 @@ def sweep(settings: Settings) -> Sweep:
     done = Sweep()
     with sessions.begin() as session:
         done.folded = fold_breed_tallies(session)
+    if settings.library_scan_interval:
+        with sessions.begin() as session:
+            done.scans = [job.id for job in due_scans(session, settings.library_scan_interval)]
+        for job_id in done.scans:
+            log.info("event=library_scan_queued job_id=%s", job_id)
+            enqueue_ingest(job_id, settings)
     ingest_idle = queue_depth(INGEST_QUEUE, settings) == 0
     with sessions.begin() as session:
         done.ingests = stalled_ingests(
