@@ -192,15 +192,24 @@ def scan_entries(
 
 
 def record_files(session: Session, job_id: str, files: list[tuple[InPlace, int | None]]) -> None:
-    """What this scan read (``image_id`` None: not a photo), as the next scan compares it."""
-    for where, image_id in files:
-        row = session.scalar(
+    """What this scan read (``image_id`` None: not a photo), as the next scan compares it:
+    one query for the batch's known rows, then their updates and the new rows."""
+    if not files:
+        return
+    library_id = files[0][0].library_id
+    rows = {
+        row.path: row
+        for row in session.scalars(
             select(LibraryFile).where(
-                LibraryFile.library_id == where.library_id, LibraryFile.path == where.path
+                LibraryFile.library_id == library_id,
+                LibraryFile.path.in_([where.path for where, _ in files]),
             )
         )
+    }
+    for where, image_id in files:
+        row = rows.get(where.path)
         if row is None:
-            row = LibraryFile(library_id=where.library_id, path=where.path)
+            row = rows[where.path] = LibraryFile(library_id=library_id, path=where.path)
             session.add(row)
         row.size_bytes, row.mtime_ns = where.size_bytes, where.mtime_ns
         row.image_id, row.seen_job_id = image_id, job_id
