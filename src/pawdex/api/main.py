@@ -40,7 +40,7 @@ from pawdex.api.routers import (
 from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
 from pawdex.core.jobs import JobConflict
 from pawdex.core.labels import InvalidLabel
-from pawdex.core.libraries import OriginalUnavailable
+from pawdex.core.libraries import LibraryRefused, OriginalUnavailable
 from pawdex.core.settings import Settings, get_settings
 from pawdex.core.uploads import BrokerUnavailable, UploadTooLarge
 
@@ -53,6 +53,7 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     JobConflict: 409,
     InvalidLabel: 400,
     OriginalUnavailable: 404,
+    LibraryRefused: 400,
 }
 
 # A database or broker outage (or a saturated connection pool) is answered 503 with this

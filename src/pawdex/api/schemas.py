@@ -34,7 +34,10 @@ class ErrorOut(BaseModel):
 
 
 _ERRORS: dict[int, str] = {
-    400: "Bad input: an invalid cursor, an unknown model version, a NUL byte in the URL.",
+    400: (
+        "Bad input: an invalid cursor, an unknown model version, a NUL byte in the URL, a "
+        "folder that cannot be a library."
+    ),
     401: "No API key, or an invalid or revoked one.",
     403: "The key's role may not do this.",
     404: "Not found.",

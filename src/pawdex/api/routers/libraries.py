@@ -13,7 +13,7 @@ from pawdex.core.models import Job, Library
 from pawdex.core.queue import enqueue_ingest
 
 router = APIRouter(
-    prefix="/v1/libraries", tags=["libraries"], responses=errors(400, 401, 403, 422, 429, 503)
+    prefix="/v1/libraries", tags=["libraries"], responses=errors(400, 401, 403, 429, 503)
 )
 
 
@@ -30,7 +30,7 @@ def _library(session: Session, library_id: int) -> Library:
     return found(session.scalar(stmt), f"library {library_id}")
 
 
-@router.get("", response_model=list[LibraryOut])
+@router.get("", response_model=list[LibraryOut], responses=errors(422))
 def list_libraries(session: SessionDep, _key: AdminKey) -> list[LibraryOut]:
     """Every library, with its file counts and latest scan."""
     stmt = select(Library).options(selectinload(Library.last_job).selectinload(Job.errors))
@@ -42,7 +42,8 @@ def add_library(
     body: LibraryIn, session: SessionDep, settings: SettingsDep, key: AdminKey
 ) -> LibraryOut:
     """Register a folder on the server as a library (inside `PAWDEX_LIBRARY_ROOTS`); nothing
-    is read until it is scanned."""
+    is read until it is scanned. 400 for a folder that cannot be one (outside the allowed
+    roots, missing, overlapping another library)."""
     library = register_library(session, body.name, body.path, settings, created_by=key.name)
     session.commit()
     return _out(session, library)
