@@ -88,7 +88,7 @@ def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
             yield from iter_folder(path, limits)
             continue
         try:
-            yield from iter_archive(path, limits)
+            yield from iter_archive(path, limits.for_archive(path.stat().st_size))
         except PawdexError as exc:
             yield ArchiveEntry(index=0, name=name, data=None, error=str(exc))
         except OSError as exc:  # a file read in place that went away

@@ -4,7 +4,7 @@ counts members and bytes across an upload (loose photos use it directly)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -48,6 +48,12 @@ class ArchiveLimits:
             max_total_bytes=settings.max_archive_total_bytes,
             max_ratio=settings.max_compression_ratio,
         )
+
+    def for_archive(self, archive_bytes: int) -> ArchiveLimits:
+        """The total cap for one archive: what the settings say, or twice the archive's own
+        size when that is more. A 300 GB archive of photos (stored, not compressible) is read
+        to its end; a bomb, small and expanding far beyond itself, still stops at the cap."""
+        return replace(self, max_total_bytes=max(self.max_total_bytes, 2 * archive_bytes))
 
 
 @dataclass(frozen=True)
