@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pawdex.api.deps import presented_key
 from pawdex.api.ratelimit import RateLimiter
+from pawdex.api.routers.resumable import PREFIX as RESUMABLE_PREFIX
 from pawdex.core.keys import hash_key
 from pawdex.core.settings import Settings
 
@@ -31,7 +32,9 @@ class BodyTooLarge(HTTPException):
 
 class BodySizeLimit:
     """413 for a body over ``max_upload_bytes``: at once when ``Content-Length`` says so,
-    else as soon as the bytes received pass the limit (chunked uploads)."""
+    else as soon as the bytes received pass the limit (chunked uploads). A resumable
+    upload's chunk (``PATCH /v1/uploads/…``, streamed to disk) is bound by the upload's own
+    limit, ``max_resumable_bytes``, which the tus routes also check as they write."""
 
     def __init__(self, app: ASGIApp, settings: SettingsSource) -> None:
         self.app = app
@@ -40,7 +43,10 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.settings().max_upload_bytes
+        settings = self.settings()
+        limit = settings.max_upload_bytes
+        if scope["method"] == "PATCH" and scope["path"].startswith(f"{RESUMABLE_PREFIX}/"):
+            limit = settings.max_resumable_bytes
         length = Headers(scope=scope).get("content-length")
         if length and length.isdigit() and int(length) > limit:
             return await _error(BodyTooLarge(limit), scope, receive, send)

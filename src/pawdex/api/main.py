@@ -33,6 +33,7 @@ from pawdex.api.routers import (
     health,
     jobs,
     libraries,
+    resumable,
     session,
     ui,
     uploads,
@@ -41,6 +42,7 @@ from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, Unsuppo
 from pawdex.core.jobs import JobConflict
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.libraries import LibraryRefused, OriginalUnavailable
+from pawdex.core.resumable import UploadIncomplete
 from pawdex.core.settings import Settings, get_settings
 from pawdex.core.uploads import BrokerUnavailable, UploadTooLarge
 
@@ -54,6 +56,7 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     InvalidLabel: 400,
     OriginalUnavailable: 404,
     LibraryRefused: 400,
+    UploadIncomplete: 409,
 }
 
 # A database or broker outage (or a saturated connection pool) is answered 503 with this
@@ -198,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session.router, admin.router, libraries.router,
     ):  # fmt: skip
         app.include_router(router)
+    resumable.add_resumable_uploads(app, settings)  # tus 1.0, and the job route
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
     return app

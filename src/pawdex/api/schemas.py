@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from pawdex.core.catalog import AnimalRecord
-from pawdex.core.jobs import job_rate
+from pawdex.core.jobs import NAME_MAX, job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
 from pawdex.core.models import (
@@ -409,3 +409,15 @@ class CheckIn(BaseModel):
 
 class CheckOut(BaseModel):
     known: list[str] = Field(description="Those already in the archive: no need to send them.")
+
+
+class ResumableJobIn(BaseModel):
+    name: str | None = Field(
+        None,
+        max_length=NAME_MAX,
+        description="What to call the job (default: the upload's file name).",
+        examples=["Intake week 12"],
+    )
+    origin: Literal["upload", "cli"] = Field(
+        "upload", description="Where the upload comes from: `cli` for `pawdex index`."
+    )

@@ -284,8 +284,9 @@ def index(
 ) -> None:
     """Send folders, photos or archives for indexing and follow the jobs to the end.
 
-    A folder goes in batches, only the photos the server does not have yet: run the same
-    command again after an interruption and it carries on."""
+    A folder goes in batches, only the photos the server does not have yet, and an archive
+    as a resumable upload (in chunks, any size): run the same command again after an
+    interruption and it carries on."""
     from pawdex.cli.indexing import index_local, index_remote
 
     settings = get_settings()

@@ -9,16 +9,24 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from pawdex.cli.client import get_job, is_finished, read_job, request
+from pawdex.cli.client import get_job, is_finished, read_job
+from pawdex.cli.resumable import send_archive
 from pawdex.cli.sending import (
     Journal,
     Photo,
     Sender,
     SendError,
-    answer,
     folder_photos,
     journal_path,
 )
@@ -37,6 +45,8 @@ BATCH_FILES = 200
 BATCH_BYTES = 256 * 1024 * 1024
 _COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn())  # fmt: skip
+_BYTE_COLUMNS = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                 TransferSpeedColumn(), TimeElapsedColumn())  # fmt: skip
 
 
 def _chunks(items: list[Path], size: int) -> Iterator[list[Path]]:
@@ -113,12 +123,13 @@ def index_remote(
 
 
 def _post_archive(client: httpx.Client, archive: Path) -> str:
-    with archive.open("rb") as fh:
-        form = {"name": archive.name, "origin": "cli"}
-        response = request(
-            client, "POST", "/v1/archives", files=[("file", (archive.name, fh))], data=form
+    """Every archive goes as a resumable upload (``cli.resumable``): whatever its size and
+    the server's limit on plain uploads, and a rerun carries on where a stopped one was."""
+    with Progress(*_BYTE_COLUMNS, console=console, transient=True) as progress:
+        bar = progress.add_task(f"sending {archive.name}", total=archive.stat().st_size)
+        return send_archive(
+            client, archive, lambda sent, total: progress.update(bar, completed=sent, total=total)
         )
-    return answer(response, f"sending {archive.name}").json()["job_id"]
 
 
 def follow_all(job_ids: list[str], fetch: Callable[[str], dict]) -> list[dict]:

@@ -75,6 +75,27 @@ class Settings(BaseSettings):
     # Upload and archive limits: every one of them is checked against what the bytes say,
     # never against what a header or an archive directory declares.
     max_upload_bytes: int = Field(2048 * MiB, description="Largest accepted upload (413 above).")
+    max_resumable_bytes: int = Field(
+        1024 * 1024 * MiB,
+        ge=1,
+        description="Largest resumable upload (tus 1.0 at /v1/uploads, sent in chunks: how the "
+        "web UI sends files over `resumable_chunk_bytes` and `pawdex index` sends archives), "
+        "refused with 413 when it is created or as soon as its bytes pass it. Its chunks are "
+        "not bound by `max_upload_bytes`.",
+    )
+    resumable_chunk_bytes: int = Field(
+        8 * MiB,
+        ge=1024,
+        description="The web UI sends each file larger than this as a resumable upload, in "
+        "chunks of this size (a smaller file gains nothing: one request either way). Below a "
+        "reverse proxy's body limit.",
+    )
+    resumable_expiry_days: int = Field(
+        7,
+        ge=1,
+        description="An unfinished resumable upload is deleted this many days after it was "
+        "created (a laptop closed for a week carries on; an abandoned upload goes).",
+    )
     max_archive_members: int = Field(100_000, description="Entries read from one archive.")
     max_member_bytes: int = Field(64 * MiB, description="Largest single file inside an archive.")
     max_archive_total_bytes: int = Field(
@@ -217,6 +238,11 @@ class Settings(BaseSettings):
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @property
+    def resumable_dir(self) -> Path:
+        """Resumable uploads being received (not in the spool: a paused upload is not litter)."""
+        return self.data_dir / "resumable"
 
     @property
     def broker_dir(self) -> Path:

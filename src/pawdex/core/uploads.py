@@ -93,6 +93,19 @@ class SpoolBatch:
         self._out.write(data)
         self.files[-1].size += len(data)
 
+    def adopt(self, name: str, path: Path) -> SpooledFile:
+        """Take a file already whole on this disk (a finished resumable upload) as the next
+        file: hard-linked, not copied (copied where a link cannot be made). ``path`` stays."""
+        spooled = self.begin(name)
+        self.end()
+        spooled.path.unlink()
+        try:
+            os.link(path, spooled.path)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(path, spooled.path)
+        spooled.size = spooled.path.stat().st_size
+        return spooled
+
     def end(self) -> None:
         """The current file is complete (closed: no descriptor is held between files)."""
         if self._out is not None:

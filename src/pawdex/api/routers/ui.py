@@ -64,7 +64,8 @@ def login(request: Request) -> HTMLResponse:
 
 @router.get("/ui/upload", response_class=HTMLResponse)
 def upload(request: Request) -> HTMLResponse:
-    return _page(request, "upload.html", "upload")
+    chunk_bytes = request.app.state.settings.resumable_chunk_bytes  # app.js reads it
+    return _page(request, "upload.html", "upload", chunk_bytes=chunk_bytes)
 
 
 @router.get("/ui/jobs", response_class=HTMLResponse)

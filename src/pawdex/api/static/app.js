@@ -398,7 +398,16 @@ async function initGallery() {
 
 // ---------------------------------------------------------------- upload
 
-function uploadOne(url, files, label) {
+// A file larger than one chunk goes as a resumable upload (tus 1.0, tus-js-client, served
+// from /static/vendor): in chunks, each retried when the connection drops; offline, it waits
+// for the network; on a page closed and opened again, the same file dropped again is found
+// (by name, type, size and date, in localStorage) and carries on where it stopped. A smaller
+// file gains nothing (one request either way) and goes as a plain upload. The chunk size is
+// the server's (PAWDEX_RESUMABLE_CHUNK_BYTES, rendered into the page).
+const CHUNK_BYTES = Number(document.body.dataset.chunkBytes) || 8 * 1024 * 1024;
+const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000];
+
+function uploadItem(label) {
   $("#uploads-empty").hidden = true;
   const progress = h("progress", { max: 100, value: 0, "aria-label": `Upload of ${label}` });
   const state = h("span", { class: "upload-state", "data-testid": "upload-state", text: "uploading…" });
@@ -410,6 +419,28 @@ function uploadOne(url, files, label) {
     state,
   );
   $("#uploads").prepend(item);
+  return { item, progress, state };
+}
+
+function showJob({ item, progress, state }, job) {
+  progress.value = 100;
+  item.classList.add("ok");
+  state.setAttribute("data-testid", "upload-state");
+  state.replaceChildren(
+    `${job.status} · `,
+    h("a", { href: jobUrl(job.job_id), "data-testid": "job-link", text: job.name || `job ${job.job_id.slice(0, 8)}` }),
+  );
+}
+
+function showFailure({ item, state }, text, ...actions) {
+  item.classList.add("failed");
+  state.replaceChildren(text, ...actions);
+  state.setAttribute("data-testid", "upload-error");
+}
+
+function uploadOne(url, files, label) {
+  const row = uploadItem(label);
+  const { progress, state } = row;
 
   const body = new FormData();
   for (const file of files) body.append("file", file, file.name);
@@ -431,28 +462,91 @@ function uploadOne(url, files, label) {
       data = null;
     }
     if (xhr.status === 401) return toLogin();
-    if (xhr.status === 202 && data && data.job_id) {
-      progress.value = 100;
-      item.classList.add("ok");
-      state.replaceChildren(
-        `${data.status} · `,
-        h("a", { href: jobUrl(data.job_id), "data-testid": "job-link", text: data.name || `job ${data.job_id.slice(0, 8)}` }),
-      );
-      return;
-    }
-    item.classList.add("failed");
-    state.textContent = detailOf(data, xhr.status, xhr.statusText);
-    state.setAttribute("data-testid", "upload-error");
+    if (xhr.status === 202 && data && data.job_id) return showJob(row, data);
+    showFailure(row, detailOf(data, xhr.status, xhr.statusText));
   };
-  xhr.onerror = () => {
-    item.classList.add("failed");
-    state.textContent = "the upload failed: the server cannot be reached";
-  };
+  xhr.onerror = () => showFailure(row, "the upload failed: the server cannot be reached");
   xhr.send(body);
 }
 
+/** The server's ``detail`` of a tus request that failed, else what went wrong. */
+function tusErrorText(error) {
+  const response = error.originalResponse;
+  if (!response || !response.getStatus()) return "the upload failed: the server cannot be reached";
+  let data = null;
+  try {
+    data = JSON.parse(response.getBody());
+  } catch {
+    data = null;
+  }
+  return `the upload failed: ${detailOf(data, response.getStatus(), "")}`;
+}
+
+async function uploadResumable(file) {
+  const row = uploadItem(file.name);
+  row.item.dataset.resumable = "true";
+  const upload = new window.tus.Upload(file, {
+    endpoint: "/v1/uploads",
+    chunkSize: CHUNK_BYTES,
+    retryDelays: RETRY_DELAYS,
+    headers: UI_HEADER, // the session cookie travels too (same origin)
+    metadata: { filename: file.name, filetype: file.type || "application/octet-stream" },
+    removeFingerprintOnSuccess: true,
+    onProgress(sent, total) {
+      row.progress.value = Math.floor((sent / total) * 100);
+      row.state.textContent = sent < total ? `uploading… ${row.progress.value} %` : "processing…";
+    },
+    onSuccess: () => requestJob(),
+    onError(error) {
+      const response = error.originalResponse;
+      if (response && response.getStatus() === 401) return toLogin();
+      const resume = () => {
+        row.item.classList.remove("failed");
+        row.state.setAttribute("data-testid", "upload-state");
+        row.state.textContent = "resuming…";
+        upload.start(); // asks the server where the upload stands, sends the rest
+      };
+      if (!navigator.onLine) {
+        row.state.textContent = `offline: waiting for the network (${row.progress.value} % sent)`;
+        row.state.setAttribute("data-testid", "upload-waiting");
+        addEventListener("online", resume, { once: true });
+        return;
+      }
+      const again = h("button", { type: "button", class: "link-button", "data-testid": "upload-resume", text: "Resume", onclick: resume });
+      showFailure(row, `${tusErrorText(error)} · `, again);
+    },
+  });
+
+  async function requestJob() {
+    row.state.textContent = "processing…";
+    try {
+      // Asked again after a lost answer, the server answers the same job.
+      const job = await api(`${new URL(upload.url, location.href).pathname}/job`, { method: "POST", json: {} });
+      showJob(row, job);
+    } catch (error) {
+      if (!error.redirected) showFailure(row, `the upload arrived, but: ${error.message}`);
+    }
+  }
+
+  try {
+    const previous = await upload.findPreviousUploads();
+    if (previous.length) {
+      previous.sort((a, b) => Date.parse(b.creationTime) - Date.parse(a.creationTime));
+      upload.resumeFromPreviousUpload(previous[0]);
+      row.state.textContent = "resuming…";
+    }
+  } catch {
+    // no storage to look in (private mode): a new upload
+  }
+  upload.start();
+}
+
 function uploadFiles(fileList) {
-  const files = [...fileList];
+  const all = [...fileList];
+  const resumable = window.tus && window.tus.isSupported;
+  const large = all.filter((f) => resumable && f.size > CHUNK_BYTES);
+  for (const file of large) uploadResumable(file);
+  const files = all.filter((f) => !large.includes(f));
   const archives = files.filter((f) => ARCHIVE.test(f.name));
   const photos = files.filter((f) => !ARCHIVE.test(f.name));
   for (const archive of archives) uploadOne("/v1/archives", [archive], archive.name);
