@@ -11,9 +11,9 @@ One run, one machine, one device:
   to the job's ``finished_at``;
 - ``naive_img_s``: the study demo's way, one photo per synchronous request
   (:mod:`bench.naive`);
-- ``query_p95_ms``: sequential catalogue requests (``GET /v1/animals`` with the filters
+- ``query_p95_ms``: sequential catalogue requests (``GET /v1/photos`` with the filters
   people send, ``/v1/breeds``, ``/v1/review``) over seeded rows, labels included, in a fresh
-  PostgreSQL database, with the plan of the slowest ``/v1/animals`` query;
+  PostgreSQL database, with the plan of the slowest ``/v1/photos`` query;
 - ``peak_rss_mb``: the workers' peak resident memory after N photos (and after M photos in a
   second, fresh stack: ``peak_rss_mb_large``, ``rss_growth``).
 
@@ -72,7 +72,7 @@ NAIVE_WARMUP = 2
 QUERY_WARMUP = 20
 # The lists people read: the catalogue with its filters, most of all; photos per breed and
 # the review queue (the gallery's and the review page's first requests).
-QUERY_PATHS = ("/v1/animals", "/v1/breeds", "/v1/review")
+QUERY_PATHS = ("/v1/photos", "/v1/breeds", "/v1/review")
 QUERY_PATH_WEIGHTS = (0.85, 0.075, 0.075)
 POLL_S = 0.2
 MiB = 1024 * 1024
@@ -666,22 +666,22 @@ def seed_catalog(
 
 
 def explain_animals_query(alchemy_url: str, params: dict[str, Any]) -> dict[str, str]:
-    """The SQL statements that ``core.catalog.list_animals`` runs for the query ``params``
-    (as sent to ``GET /v1/animals``), with their ``EXPLAIN (ANALYZE, BUFFERS)`` plans."""
+    """The SQL statements that ``core.catalog.list_photos`` runs for the query ``params``
+    (as sent to ``GET /v1/photos``), with their ``EXPLAIN (ANALYZE, BUFFERS)`` plans."""
     import psycopg
     from sqlalchemy import create_engine, event
     from sqlalchemy.orm import Session
     from sqlalchemy.pool import NullPool
 
-    from pawdex.core.catalog import AnimalFilters, AnimalSort, list_animals
+    from pawdex.core.catalog import PhotoFilters, PhotoSort, list_photos
 
-    filters = AnimalFilters(
+    filters = PhotoFilters(
         breed=params.get("breed"),
         species=params.get("species"),
         min_confidence=params.get("min_confidence"),
         label_source=params.get("label_source"),
     )
-    sort = AnimalSort(params.get("sort", AnimalSort.confidence_desc.value))
+    sort = PhotoSort(params.get("sort", PhotoSort.confidence_desc.value))
     engine = create_engine(alchemy_url, poolclass=NullPool)
     captured: list[tuple[str, Any]] = []
 
@@ -692,7 +692,7 @@ def explain_animals_query(alchemy_url: str, params: dict[str, Any]) -> dict[str,
     sqls, plans = [], []
     try:
         with Session(engine) as session:
-            list_animals(session, filters, sort, limit=params.get("limit", 50))
+            list_photos(session, filters, sort, limit=params.get("limit", 50))
         statements = [(s, p) for s, p in captured if "FROM images" in s]
         with engine.connect() as conn, psycopg.connect(_plain_pg_url(alchemy_url)) as raw:
             for statement, parameters in statements:
@@ -768,7 +768,7 @@ def measure_query(settings: Settings, opts: BenchOptions, root: Path) -> dict[st
                 breeds = _common_first(BREED_NAMES)
                 for number in range(QUERY_WARMUP + opts.queries):
                     path = rng.choices(QUERY_PATHS, QUERY_PATH_WEIGHTS)[0]
-                    params = _query_params(rng, breeds) if path == "/v1/animals" else {}
+                    params = _query_params(rng, breeds) if path == "/v1/photos" else {}
                     began = time.perf_counter()
                     response = client.get(path, params=params)
                     elapsed_ms = (time.perf_counter() - began) * 1000
@@ -776,7 +776,7 @@ def measure_query(settings: Settings, opts: BenchOptions, root: Path) -> dict[st
                         raise BenchError(f"{path}: {response.status_code} {response.text}")
                     if number >= QUERY_WARMUP:
                         timings[path].append(elapsed_ms)
-                        if path == "/v1/animals":
+                        if path == "/v1/photos":
                             slowest = max(slowest, (elapsed_ms, params), key=lambda t: t[0])
         except Exception:
             _log_tails(folder)
@@ -951,7 +951,7 @@ def render_table(result: dict[str, Any], console_out: Console) -> None:
         ("ratio_e2e_vs_limit", _fmt(result["ratio_e2e_vs_limit"], digits=3), "target ≥ 0.9"),
         ("ratio_e2e_vs_naive", _fmt(result["ratio_e2e_vs_naive"], digits=2), "target ≥ 3"),
         ("query_p50_ms", _fmt(result.get("query_p50_ms"), digits=2),
-         f"{result.get('query_count', 0)} GET of /v1/animals (filters), /v1/breeds, /v1/review;"
+         f"{result.get('query_count', 0)} GET of /v1/photos (filters), /v1/breeds, /v1/review;"
          f" {result.get('query_rows', 0):,} rows"),
         ("query_p95_ms", _fmt(result.get("query_p95_ms"), digits=2),
          result.get("query_note") or "target < 20 at 1,000,000 rows; by path: " + ", ".join(

@@ -653,7 +653,7 @@ def expected_status(samples: Sequence[Sample]) -> str:
 
 
 def job_animals(client: Any, job_id: str) -> list[dict]:
-    response = client.get("/v1/animals", params={"job_id": job_id, "limit": 500})
+    response = client.get("/v1/photos", params={"job_id": job_id, "limit": 500})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["next_cursor"] is None
@@ -703,7 +703,7 @@ def check_job(client: Any, job: dict, samples: Sequence[Sample]) -> dict[str, di
             assert img.format == "JPEG"
             assert (img.width > img.height) == (animal["width"] > animal["height"]), sample.kind
 
-    export = client.get("/v1/animals", params={"job_id": job["id"], "format": "csv"})
+    export = client.get("/v1/photos", params={"job_id": job["id"], "format": "csv"})
     assert export.status_code == 200, export.text
     rows = list(csv.DictReader(io.StringIO(export.text)))
     assert sorted(r["sha256"] for r in rows) == sorted(indexed)

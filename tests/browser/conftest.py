@@ -86,7 +86,7 @@ def indexed(ui_stack: UiStack, archives) -> Indexed:
         assert accepted.status_code == 202, accepted.text
         job = wait_job(client, accepted.json()["job_id"], timeout=300)
         assert job["status"] in {"succeeded", "partial"}, job
-        page = client.get("/v1/animals", params={"job_id": job["id"], "limit": 500}).json()
+        page = client.get("/v1/photos", params={"job_id": job["id"], "limit": 500}).json()
     assert len(page["items"]) >= 10
     return Indexed(job["id"], page["items"])
 

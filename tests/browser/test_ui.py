@@ -151,7 +151,7 @@ def test_gallery_filters_by_breed_and_keeps_the_filters_in_the_url(ui_stack, ind
 
     # Small pages: the next ones load (next_cursor) as the end of the grid comes into view.
     with ui_stack.client() as client:
-        dogs = client.get("/v1/animals", params={"species": "dog", "limit": 500}).json()
+        dogs = client.get("/v1/photos", params={"species": "dog", "limit": 500}).json()
     page.goto(f"{ui_stack.url}/ui/?species=dog&limit=4")
     expect(page.get_by_test_id("animal-card")).to_have_count(len(dogs["items"]))
     shown = page.get_by_test_id("animal-card").evaluate_all(
@@ -165,7 +165,7 @@ def test_archivist_corrects_a_breed_on_the_detail_page(ui_stack, indexed, new_pa
     animal = next(a for a in indexed.animals if a["species"] == "dog")  # most confident dog
     new_breed = "beagle" if animal["breed"] != "beagle" else "basset"
     page = new_page()
-    sign_in(page, ui_stack.url, ui_stack.archivist_key, f"/ui/animals/{animal['id']}")
+    sign_in(page, ui_stack.url, ui_stack.archivist_key, f"/ui/photos/{animal['id']}")
     expect(page.get_by_test_id("whoami-role")).to_have_text("archivist")
     expect(page.get_by_test_id("nav-upload")).to_be_visible()
     expect(page.get_by_test_id("nav-admin")).to_be_hidden()
@@ -186,16 +186,14 @@ def test_archivist_corrects_a_breed_on_the_detail_page(ui_stack, indexed, new_pa
     page.reload()  # stored, not only shown
     expect(page.get_by_test_id("label-source")).to_have_text("human")
     with ui_stack.client(ui_stack.archivist_key) as client:
-        stored = client.get(f"/v1/animals/{animal['id']}").json()
+        stored = client.get(f"/v1/photos/{animal['id']}").json()
     assert stored["label_source"] == "human"
     assert (stored["species"], stored["breed"]) == ("dog", new_breed)
     assert stored["model_breed"] == animal["breed"]
     assert stored["labeled_by"] == "Ada Archivist"
 
-    page.goto(f"{ui_stack.url}/ui/animals/99999999")  # the API's 404, shown as it says it
-    expect(page.get_by_test_id("error-banner")).to_have_text(
-        re.compile("animal 99999999 not found")
-    )
+    page.goto(f"{ui_stack.url}/ui/photos/99999999")  # the API's 404, shown as it says it
+    expect(page.get_by_test_id("error-banner")).to_have_text(re.compile("photo 99999999 not found"))
 
 
 def test_review_queue_shows_unlabelled_photos_and_a_labelled_one_leaves(
@@ -220,7 +218,7 @@ def test_review_queue_shows_unlabelled_photos_and_a_labelled_one_leaves(
     expect(cards).to_have_count(len(queue) - 1)
     expect(page.get_by_test_id("review-status")).to_contain_text("as not a dog")
     with ui_stack.client() as client:
-        labelled = client.get(f"/v1/animals/{ids[0]}").json()
+        labelled = client.get(f"/v1/photos/{ids[0]}").json()
         after = client.get("/v1/review", params={"threshold": 1.0, "limit": 500}).json()["items"]
     assert (labelled["label_source"], labelled["species"]) == ("human", "other")
     assert ids[0] not in {a["id"] for a in after}
@@ -241,7 +239,7 @@ def test_admin_sees_a_refused_cancel_and_the_dashboard(ui_stack, indexed, new_pa
     expect(row).to_have_count(1)
     expect(row).to_contain_text(dup["name"])
     expect(row.get_by_role("link", name=dup["path"])).to_have_attribute(
-        "href", f"/ui/animals/{dup['image_id']}"
+        "href", f"/ui/photos/{dup['image_id']}"
     )
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_test_id("error-banner")).to_have_text(
@@ -306,7 +304,7 @@ def test_pages_fit_a_phone_screen(ui_stack, indexed, new_page):
     sign_in(page, ui_stack.url, ui_stack.admin_key, "/ui/")
     pages = {
         "/ui/": "[data-testid=animal-card]",
-        f"/ui/animals/{indexed.animals[0]['id']}": "[data-testid=top-k-bar]",
+        f"/ui/photos/{indexed.animals[0]['id']}": "[data-testid=top-k-bar]",
         "/ui/review?threshold=1.0": "[data-testid=review-card]",
         "/ui/upload": "[data-testid=dropzone]",
         f"/ui/jobs/{indexed.job_id}": "[data-testid=job-error]",

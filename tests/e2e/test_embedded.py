@@ -46,7 +46,7 @@ def test_serve_embedded_and_index_a_folder_and_an_archive(labelled_photos, tmp_p
         assert "notes/not-a-photo.jpg" in result.stderr  # per-file errors are printed
 
         with httpx.Client(base_url=url, headers=admin_headers(env)) as client:
-            items = client.get("/v1/animals", params={"limit": 500}).json()["items"]
+            items = client.get("/v1/photos", params={"limit": 500}).json()["items"]
             thumb = client.get(items[0]["thumbnail_url"])
             jobs = client.get("/v1/jobs").json()["items"]
     # Jobs named after what was indexed, marked as the CLI's.
@@ -98,7 +98,7 @@ def test_index_sends_a_big_folder_in_batches_and_a_rerun_after_a_kill_sends_noth
         assert result.returncode == 0, result.stdout + result.stderr
         assert "already on the server" in result.stderr
         jobs = client.get("/v1/jobs", params={"limit": 200}).json()["items"]
-        items = client.get("/v1/animals", params={"limit": 500}).json()["items"]
+        items = client.get("/v1/photos", params={"limit": 500}).json()["items"]
         again = pawdex(*args, "--server", url, env=env, timeout=600)
         bad_key = pawdex(*args, "--server", url, "--api-key", "pdx_wrong", env=env, timeout=60)
     assert bad_key.returncode == 1 and "refused the API key (401)" in bad_key.stderr

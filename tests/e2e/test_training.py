@@ -76,7 +76,7 @@ def test_train_evaluate_activate_and_reindex_through_the_worker(tree, tmp_path):
         reindex = client.post("/v1/admin/reindex", json={}).json()
         assert reindex["total"] == first["done"]
         assert wait_job(client, reindex["id"], timeout=600)["status"] == "succeeded"
-        animals = client.get("/v1/animals", params={"limit": 500}).json()["items"]
+        animals = client.get("/v1/photos", params={"limit": 500}).json()["items"]
         classes = json.loads((model_dir / "classes.json").read_text())
         assert len(animals) == first["done"]
         assert {a["model_version"] for a in animals} == {version}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from bench.run import seed_catalog
-from pawdex.core.catalog import AnimalFilters, AnimalSort, list_animals
+from pawdex.core.catalog import PhotoFilters, PhotoSort, list_photos
 from pawdex.core.models import LabelSource
 from pawdex.core.settings import Settings
 from pawdex.core.storage import Storage
@@ -23,8 +23,8 @@ from pawdex.core.storage import Storage
 pytestmark = pytest.mark.integration
 
 
-def _plans(url: str, filters: AnimalFilters, sort: AnimalSort) -> list[dict]:
-    """The JSON plans of the statements ``list_animals`` runs over the images."""
+def _plans(url: str, filters: PhotoFilters, sort: PhotoSort) -> list[dict]:
+    """The JSON plans of the statements ``list_photos`` runs over the images."""
     engine = create_engine(url, poolclass=NullPool)
     captured: list[tuple[str, object]] = []
     event.listen(
@@ -33,7 +33,7 @@ def _plans(url: str, filters: AnimalFilters, sort: AnimalSort) -> list[dict]:
     )  # fmt: skip
     try:
         with Session(engine) as session:
-            list_animals(session, filters, sort, limit=50)
+            list_photos(session, filters, sort, limit=50)
         plans = []
         with engine.connect() as conn:
             for statement, params in list(captured):  # (the EXPLAINs are captured too)
@@ -76,16 +76,16 @@ def catalogue(tmp_path_factory):
 @pytest.mark.parametrize(
     "filters",
     [
-        AnimalFilters(breed="golden_retriever", min_confidence=0.3),
-        AnimalFilters(species="dog"),
-        AnimalFilters(min_confidence=0.1, species="cat"),
-        AnimalFilters(label_source=LabelSource.human),
-        AnimalFilters(label_source=LabelSource.model, breed="golden_retriever"),
-        AnimalFilters(),
+        PhotoFilters(breed="golden_retriever", min_confidence=0.3),
+        PhotoFilters(species="dog"),
+        PhotoFilters(min_confidence=0.1, species="cat"),
+        PhotoFilters(label_source=LabelSource.human),
+        PhotoFilters(label_source=LabelSource.model, breed="golden_retriever"),
+        PhotoFilters(),
     ],
     ids=["breed", "species", "species-low-confidence", "labelled", "unlabelled-breed", "all"],
 )
-@pytest.mark.parametrize("sort", list(AnimalSort))
+@pytest.mark.parametrize("sort", list(PhotoSort))
 def test_every_list_is_one_ordered_index_scan_of_predictions(catalogue, filters, sort):
     (plan,) = _plans(catalogue, filters, sort)
     # The page's ids: a Limit over one scan of a catalogue index, from the index alone.

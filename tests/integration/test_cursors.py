@@ -51,7 +51,7 @@ def client(pg_url, tmp_path):
     ],
 )  # fmt: skip
 def test_a_crafted_animals_cursor_is_a_400(client, cursor):
-    response = client.get("/v1/animals", params={"sort": cursor["s"], "cursor": _cursor(cursor)})
+    response = client.get("/v1/photos", params={"sort": cursor["s"], "cursor": _cursor(cursor)})
     assert response.status_code == 400, response.text
     assert response.json() == {"detail": "invalid cursor"}
 
@@ -62,9 +62,7 @@ def test_a_well_formed_animals_cursor_is_honoured(client):
         {"s": "-indexed_at", "v": "2024-05-01T12:00:00+02:00", "id": 7},
         {"s": "-indexed_at", "v": "2024-05-01T12:00:00", "id": 2**31 - 1},
     ):
-        response = client.get(
-            "/v1/animals", params={"sort": cursor["s"], "cursor": _cursor(cursor)}
-        )
+        response = client.get("/v1/photos", params={"sort": cursor["s"], "cursor": _cursor(cursor)})
         assert response.status_code == 200, response.text
 
 

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.realphotos]
 
 
 def _catalogue(client: httpx.Client) -> dict[str, dict]:
-    items = client.get("/v1/animals", params={"limit": 500}).json()["items"]
+    items = client.get("/v1/photos", params={"limit": 500}).json()["items"]
     return {a["path"]: a for a in items}
 
 

@@ -134,13 +134,13 @@ class LoadClient:
             params["min_confidence"] = round(self.rng.random(), 2)
         if self.rng.random() < 0.2 and self.tally.uploads:
             params["job_id"] = self.rng.choice(list(self.tally.uploads))
-        response = await self._get("GET /v1/animals", "/v1/animals", **params)
+        response = await self._get("GET /v1/photos", "/v1/photos", **params)
         if response.status_code == 200 and (page := response.json()["items"]):
             cursor = response.json()["next_cursor"]
             with self.tally.lock:
                 self.tally.animal_ids.extend(a["id"] for a in page[:5])
             if cursor and self.rng.random() < 0.5:
-                await self._get("GET /v1/animals", "/v1/animals", **params, cursor=cursor)
+                await self._get("GET /v1/photos", "/v1/photos", **params, cursor=cursor)
 
     async def job(self) -> None:
         if not self.tally.uploads:
@@ -155,7 +155,7 @@ class LoadClient:
         if not self.tally.animal_ids:
             return await self.breeds()
         animal_id = self.rng.choice(self.tally.animal_ids)
-        await self._get("GET /v1/animals/{id}", f"/v1/animals/{animal_id}")
+        await self._get("GET /v1/photos/{id}", f"/v1/photos/{animal_id}")
         if self.rng.random() < 0.5:
             await self._get("GET /v1/images/{id}/thumbnail", f"/v1/images/{animal_id}/thumbnail")
 
@@ -242,9 +242,9 @@ def test_two_hundred_clients_lose_nothing_and_get_no_5xx(pg_url, redis_url, tmp_
 
     # 0 5xx, 0 lost requests; the exempt key never limited. (The p95 is printed, never
     # asserted: timings stay out of tests on this shared machine.)
-    animals = sorted(tally.by_endpoint["GET /v1/animals"])
+    animals = sorted(tally.by_endpoint["GET /v1/photos"])
     animals_p95 = animals[int(len(animals) * 0.95)]
-    print(f"GET /v1/animals: {len(animals)} requests, p95 {animals_p95 * 1000:.0f} ms")
+    print(f"GET /v1/photos: {len(animals)} requests, p95 {animals_p95 * 1000:.0f} ms")
     assert not [k for k in tally.statuses if k[1] >= 500], tally.statuses
     assert not tally.errors
     assert not [k for k in tally.statuses if k[1] == 429]
@@ -290,12 +290,12 @@ def test_past_capacity_the_api_sheds_load_with_503_and_retry_after(pg_url, tmp_p
     upgrade_to_head(settings)
     key = make_key(settings, "viewer")
     with TestClient(create_app(settings), headers={"X-API-Key": key}) as client:
-        assert client.get("/v1/animals").status_code == 200
+        assert client.get("/v1/photos").status_code == 200
         with get_engine(settings).connect():  # the pool's only connection, held
             began = time.monotonic()
-            response = client.get("/v1/animals")
+            response = client.get("/v1/photos")
             waited = time.monotonic() - began
         assert response.status_code == 503, response.text
         assert int(response.headers["Retry-After"]) >= 1
         assert waited < 5  # the pool timeout, not SQLAlchemy's 30 s default
-        assert client.get("/v1/animals").status_code == 200
+        assert client.get("/v1/photos").status_code == 200

@@ -42,9 +42,7 @@ def test_archive_upload_through_postgres_redis_and_a_worker(
             "2020/truncated.jpg",
         }
 
-        items = client.get("/v1/animals", params={"job_id": job["id"], "limit": 500}).json()[
-            "items"
-        ]
+        items = client.get("/v1/photos", params={"job_id": job["id"], "limit": 500}).json()["items"]
         breeds = client.get("/v1/breeds").json()
 
     by_path = {a["path"]: a for a in items}

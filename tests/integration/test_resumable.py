@@ -103,7 +103,7 @@ def test_an_upload_cut_off_mid_chunk_resumes_and_becomes_one_job(pg_url, redis_u
         assert first.status_code == again.status_code == 202, first.text
         assert again.json()["job_id"] == first.json()["job_id"]
         job = wait_job(client, first.json()["job_id"], timeout=300)
-        animals = client.get("/v1/animals", params={"job_id": job["id"], "limit": 100}).json()
+        animals = client.get("/v1/photos", params={"job_id": job["id"], "limit": 100}).json()
         jobs = client.get("/v1/jobs").json()["items"]
         assert client.head(url, headers=TUS).status_code == 404  # now the job's, not tus's
     assert job["status"] == "succeeded" and job["kind"] == "archive", job
@@ -213,7 +213,7 @@ def test_pawdex_index_sends_an_archive_over_the_upload_limit_in_chunks_and_a_kil
         finally:
             relay.close()
         jobs = client.get("/v1/jobs").json()["items"]
-        animals = client.get("/v1/animals", params={"limit": 100}).json()["items"]
+        animals = client.get("/v1/photos", params={"limit": 100}).json()["items"]
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "Traceback" not in rerun.stderr
     assert sent_in_all - sent_by_the_killed_run < size  # the rerun carried on

@@ -66,7 +66,7 @@ def test_cancel_stops_a_running_job_and_retry_finishes_it(pg_url, redis_url, tmp
         assert retried.status_code == 202, retried.text
         final = wait_job(client, job_id, timeout=600)
         assert (final["status"], final["done"], final["total"]) == ("succeeded", PHOTOS, PHOTOS)
-        animals = client.get("/v1/animals", params={"job_id": job_id, "limit": 500}).json()
+        animals = client.get("/v1/photos", params={"job_id": job_id, "limit": 500}).json()
         assert len(animals["items"]) == PHOTOS
 
         # Workers report every second: wait for the report that follows the last batch.

@@ -38,7 +38,7 @@ def test_requests_past_capacity_wait_then_get_503_with_retry_after(tmp_path):
 
             async with anyio.create_task_group() as tasks:
                 for _ in range(3):  # two admitted (held), the third waits, then is shed
-                    tasks.start_soon(get, "/v1/animals")
+                    tasks.start_soon(get, "/v1/photos")
                 tasks.start_soon(get, "/v1/images")  # uploads are not counted: held too
                 await anyio.sleep(0.6)
                 assert statuses == [503]

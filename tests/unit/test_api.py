@@ -36,7 +36,7 @@ def test_single_photo_upload_is_indexed(eager_client):
     assert (job["status"], job["total"], job["done"], job["failed"]) == ("succeeded", 1, 1, 0)
     assert job["started_at"] and job["finished_at"]
 
-    items = eager_client.get("/v1/animals", params={"job_id": job["id"]}).json()["items"]
+    items = eager_client.get("/v1/photos", params={"job_id": job["id"]}).json()["items"]
     assert len(items) == 1
     animal = items[0]
     assert set(animal) >= ANIMAL_KEYS
@@ -44,7 +44,7 @@ def test_single_photo_upload_is_indexed(eager_client):
     assert animal["species"] in {"dog", "cat", "other"}
     assert (animal["breed"] is None) == (animal["species"] != "dog")
     assert len(animal["top_k"]) == 5
-    assert animal == eager_client.get(f"/v1/animals/{animal['id']}").json()
+    assert animal == eager_client.get(f"/v1/photos/{animal['id']}").json()
 
 
 def test_many_photos_with_a_bad_one_is_partial(eager_client):
@@ -78,17 +78,17 @@ def test_archive_keeps_folders_dedupes_and_reports_errors(eager_client, tmp_path
 
     paths = {
         a["path"]
-        for a in eager_client.get("/v1/animals", params={"job_id": job["id"]}).json()["items"]
+        for a in eager_client.get("/v1/photos", params={"job_id": job["id"]}).json()["items"]
     }
     assert paths == {"2019/rex/front.jpg", "2020/bella.jpg", "escape.png"}
-    prefixed = eager_client.get("/v1/animals", params={"path_prefix": "2019/"}).json()["items"]
+    prefixed = eager_client.get("/v1/photos", params={"path_prefix": "2019/"}).json()["items"]
     assert [a["path"] for a in prefixed] == ["2019/rex/front.jpg"]
-    by_name = eager_client.get("/v1/animals", params={"filename": "BELLA"}).json()["items"]
+    by_name = eager_client.get("/v1/photos", params={"filename": "BELLA"}).json()["items"]
     assert [a["filename"] for a in by_name] == ["bella.jpg"]
 
     # A duplicate names the photo it repeats: here the same photo twice in one upload.
     front = next(
-        a for a in eager_client.get("/v1/animals", params={"job_id": job["id"]}).json()["items"]
+        a for a in eager_client.get("/v1/photos", params={"job_id": job["id"]}).json()["items"]
         if a["path"] == "2019/rex/front.jpg"
     )  # fmt: skip
     dups = eager_client.get(f"/v1/jobs/{job['id']}/duplicates").json()
@@ -102,8 +102,8 @@ def test_archive_keeps_folders_dedupes_and_reports_errors(eager_client, tmp_path
     (dup,) = eager_client.get(f"/v1/jobs/{again['id']}/duplicates").json()["items"]
     assert (dup["name"], dup["image_id"], dup["path"]) == ("again.jpg", front["id"], front["path"])
     assert eager_client.get("/v1/jobs/nope/duplicates").status_code == 404
-    assert len(eager_client.get("/v1/animals", params={"job_id": again["id"]}).json()["items"]) == 1
-    assert len(eager_client.get("/v1/animals").json()["items"]) == 3
+    assert len(eager_client.get("/v1/photos", params={"job_id": again["id"]}).json()["items"]) == 1
+    assert len(eager_client.get("/v1/photos").json()["items"]) == 3
 
 
 def test_a_clean_archive_with_mac_and_windows_clutter_succeeds(eager_client, tmp_path):
@@ -153,7 +153,7 @@ def test_not_an_archive_is_refused_with_415(eager_client):
 
 def test_filters_sort_and_cursor_pagination(eager_client, tmp_path):
     _upload_zip(eager_client, tmp_path, {f"p{i}.jpg": jpeg_bytes(seed=20 + i) for i in range(7)})
-    everything = eager_client.get("/v1/animals", params={"limit": 500}).json()["items"]
+    everything = eager_client.get("/v1/photos", params={"limit": 500}).json()["items"]
     confidences = [a["confidence"] for a in everything]
     assert confidences == sorted(confidences, reverse=True)
 
@@ -161,7 +161,7 @@ def test_filters_sort_and_cursor_pagination(eager_client, tmp_path):
         seen, cursor = [], None
         while True:
             params = {"limit": 3, "sort": sort} | ({"cursor": cursor} if cursor else {})
-            page = eager_client.get("/v1/animals", params=params).json()
+            page = eager_client.get("/v1/photos", params=params).json()
             seen += [a["id"] for a in page["items"]]
             cursor = page["next_cursor"]
             if cursor is None:
@@ -170,10 +170,10 @@ def test_filters_sort_and_cursor_pagination(eager_client, tmp_path):
         assert len(seen) == len(set(seen)), sort
 
     threshold = sorted(confidences)[3]
-    above = eager_client.get("/v1/animals", params={"min_confidence": threshold}).json()["items"]
+    above = eager_client.get("/v1/photos", params={"min_confidence": threshold}).json()["items"]
     assert {a["id"] for a in above} == {a["id"] for a in everything if a["confidence"] >= threshold}
     species = everything[0]["species"]
-    only = eager_client.get("/v1/animals", params={"species": species}).json()["items"]
+    only = eager_client.get("/v1/photos", params={"species": species}).json()["items"]
     assert only and all(a["species"] == species for a in only)
 
 
@@ -182,29 +182,27 @@ def test_breeds_and_breed_filter_agree(eager_client, tmp_path):
     breeds = eager_client.get("/v1/breeds").json()
     assert breeds, "generated photos still get a most probable breed"
     for row in breeds:
-        items = eager_client.get(
-            "/v1/animals", params={"breed": row["breed"], "limit": 500}
-        ).json()["items"]
+        items = eager_client.get("/v1/photos", params={"breed": row["breed"], "limit": 500}).json()[
+            "items"
+        ]
         assert len(items) == row["count"]
 
 
 def test_csv_export(eager_client, tmp_path):
     _upload_zip(eager_client, tmp_path, {f"c{i}.jpg": jpeg_bytes(seed=60 + i) for i in range(3)})
-    response = eager_client.get("/v1/animals", headers={"Accept": "text/csv"})
+    response = eager_client.get("/v1/photos", headers={"Accept": "text/csv"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert len(rows) == 3
     assert {"id", "breed", "confidence", "path", "top_k"} <= set(rows[0])
-    assert rows == list(
-        csv.DictReader(io.StringIO(eager_client.get("/v1/animals?format=csv").text))
-    )
+    assert rows == list(csv.DictReader(io.StringIO(eager_client.get("/v1/photos?format=csv").text)))
 
 
 def test_image_file_and_thumbnail(eager_client):
     data = jpeg_bytes(width=900, height=600, seed=7)
     job_id = eager_client.post("/v1/images", files={"file": ("big.jpg", data)}).json()["job_id"]
-    animal = eager_client.get("/v1/animals", params={"job_id": job_id}).json()["items"][0]
+    animal = eager_client.get("/v1/photos", params={"job_id": job_id}).json()["items"][0]
     original = eager_client.get(animal["image_url"])
     assert original.status_code == 200 and original.content == data
     assert original.headers["content-type"] == "image/jpeg"
@@ -221,17 +219,17 @@ def test_image_file_and_thumbnail(eager_client):
     ("url", "status"),
     [
         ("/v1/jobs/nope", 404),
-        ("/v1/animals/999999", 404),
+        ("/v1/photos/999999", 404),
         ("/v1/images/999999/file", 404),
-        ("/v1/animals?cursor=garbage", 400),
-        ("/v1/animals?min_confidence=2", 422),
-        ("/v1/animals?sort=name", 422),
-        ("/v1/animals?model_version=unknown", 400),
+        ("/v1/photos?cursor=garbage", 400),
+        ("/v1/photos?min_confidence=2", 422),
+        ("/v1/photos?sort=name", 422),
+        ("/v1/photos?model_version=unknown", 400),
         ("/v1/jobs?cursor=%%%", 400),
-        ("/v1/animals/99999999999999999999", 422),
+        ("/v1/photos/99999999999999999999", 422),
         ("/v1/images/0/thumbnail", 422),
         ("/v1/jobs/%00", 400),
-        ("/v1/animals?breed=%00", 400),
+        ("/v1/photos?breed=%00", 400),
     ],
 )
 def test_bad_requests_get_clear_4xx(eager_client, url, status):
@@ -293,7 +291,7 @@ def test_jobs_list_and_health(eager_client):
     ready = eager_client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     assert eager_client.get("/docs").status_code == 200
-    assert "/v1/animals" in eager_client.get("/openapi.json").json()["paths"]
+    assert "/v1/photos" in eager_client.get("/openapi.json").json()["paths"]
 
 
 def test_check_tells_which_files_the_archive_already_has(eager_client):

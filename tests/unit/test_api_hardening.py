@@ -47,9 +47,9 @@ def no_database(tmp_path):
 
 
 CATALOGUE = [
-    ("GET", "/v1/animals"),
-    ("GET", "/v1/animals?format=csv"),
-    ("GET", "/v1/animals/1"),
+    ("GET", "/v1/photos"),
+    ("GET", "/v1/photos?format=csv"),
+    ("GET", "/v1/photos/1"),
     ("GET", "/v1/breeds"),
     ("GET", "/v1/review"),
     ("GET", "/v1/jobs/abc"),
@@ -165,7 +165,7 @@ def test_a_key_in_the_query_string_is_redacted_in_the_access_log(embedded_settin
 
 
 def test_redaction_keeps_everything_but_the_secret_values():
-    assert redact_query("/v1/animals?breed=beagle") == "/v1/animals?breed=beagle"
+    assert redact_query("/v1/photos?breed=beagle") == "/v1/photos?breed=beagle"
     assert (
         redact_query("/x?a=1&token=t&api%5Fkey=k&key=&b") == "/x?a=1&token=***&api%5Fkey=***&key=&b"
     )
@@ -252,8 +252,8 @@ def test_a_repeated_single_valued_parameter_is_a_422(eager_client, query):
 
 def test_repeated_parameters_are_refused_on_every_route(eager_client):
     for url in (
-        "/v1/animals?breed=beagle&breed=pug",
-        "/v1/animals/1?model_version=a&model_version=b",
+        "/v1/photos?breed=beagle&breed=pug",
+        "/v1/photos/1?model_version=a&model_version=b",
         "/v1/breeds?model_version=&model_version=",
         "/v1/jobs?status=queued&status=failed",
     ):

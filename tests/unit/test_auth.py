@@ -13,7 +13,7 @@ from tests.conftest import make_key
 from tests.factories import jpeg_bytes, make_zip
 
 READ = [
-    ("GET", "/v1/animals"), ("GET", "/v1/breeds"), ("GET", "/v1/animals/1"), ("GET", "/v1/jobs"),
+    ("GET", "/v1/photos"), ("GET", "/v1/breeds"), ("GET", "/v1/photos/1"), ("GET", "/v1/jobs"),
 ]  # fmt: skip
 UPLOAD = [("POST", "/v1/images"), ("POST", "/v1/archives")]
 ADMIN = [("GET", "/v1/admin/overview")]
@@ -64,7 +64,7 @@ def test_each_role_gets_exactly_its_rights(anonymous, embedded_settings):
 
 def test_bearer_header_works_too(anonymous, embedded_settings):
     key = make_key(embedded_settings, "viewer")
-    response = anonymous.get("/v1/animals", headers={"Authorization": f"Bearer {key}"})
+    response = anonymous.get("/v1/photos", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200
 
 
@@ -132,7 +132,7 @@ def test_an_archivist_uploads_and_a_viewer_reads_the_result(anonymous, embedded_
     assert job.status_code == 202
     status = _call(anonymous, "GET", f"/v1/jobs/{job.json()['job_id']}", viewer).json()
     assert status["status"] == "succeeded"
-    items = _call(anonymous, "GET", "/v1/animals", viewer).json()["items"]
+    items = _call(anonymous, "GET", "/v1/photos", viewer).json()["items"]
     assert [a["filename"] for a in items] == ["rex.jpg"]
     thumb = _call(anonymous, "GET", items[0]["thumbnail_url"], viewer)
     assert thumb.status_code == 200

@@ -200,5 +200,5 @@ def test_an_archive_with_pathological_photos_ends_partial(eager_client, tmp_path
     assert (job["status"], job["total"], job["done"], job["failed"]) == ("partial", 3, 1, 2)
     errors = {e["name"]: e["error"] for e in job["errors"]}
     assert re.search(THIN, errors["thin.png"]) and re.search(SCANS, errors["scans.jpg"])
-    animals = eager_client.get("/v1/animals", params={"job_id": job["id"]}).json()["items"]
+    animals = eager_client.get("/v1/photos", params={"job_id": job["id"]}).json()["items"]
     assert [a["filename"] for a in animals] == ["rex.jpg"]

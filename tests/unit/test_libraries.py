@@ -40,7 +40,7 @@ def _write(path, data: bytes):
 
 
 def _photos(client, library_name: str) -> dict[str, dict]:
-    items = client.get("/v1/animals", params={"limit": 100}).json()["items"]
+    items = client.get("/v1/photos", params={"limit": 100}).json()["items"]
     return {a["path"]: a for a in items if a["path"].startswith(f"{library_name}/")}
 
 
@@ -106,7 +106,7 @@ def test_a_library_is_indexed_in_place_and_a_rescan_follows_its_changes(client, 
     assert photos["kennel/a.jpg"]["id"] != old_a
     assert photos["kennel/a.jpg"]["width"] == 400
     for gone in (old_a, old_b):
-        assert client.get(f"/v1/animals/{gone}").status_code == 404
+        assert client.get(f"/v1/photos/{gone}").status_code == 404
     assert client.get("/v1/breeds").status_code == 200
 
     # Nothing changed: nothing read.

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # loads a second model (Lite1)
 def test_activate_then_reindex_then_reindex_everything(eager_client, embedded_settings):
     files = [("file", (f"a{i}.jpg", jpeg_bytes(seed=90 + i), "image/jpeg")) for i in range(3)]
     first = eager_client.post("/v1/images", files=files).json()["job_id"]
-    before = eager_client.get("/v1/animals").json()["items"]
+    before = eager_client.get("/v1/photos").json()["items"]
     assert len(before) == 3 and before[0]["model_version"].startswith("lite0-imagenet-dogs@")
 
     runner = CliRunner()
@@ -27,15 +27,15 @@ def test_activate_then_reindex_then_reindex_everything(eager_client, embedded_se
     version = activated.output.split("active: ")[1].strip()
     listed = runner.invoke(app, ["models", "list"]).output
     assert "* lite1-imagenet-dogs" in listed and version in listed
-    assert eager_client.get("/v1/animals").json()["items"] == []  # nothing from Lite1 yet
+    assert eager_client.get("/v1/photos").json()["items"] == []  # nothing from Lite1 yet
 
     job = eager_client.post("/v1/admin/reindex", json={}).json()
     assert (job["kind"], job["total"]) == ("reindex", 3)
     job = eager_client.get(f"/v1/jobs/{job['id']}").json()  # eager: already run
     assert (job["status"], job["done"]) == ("succeeded", 3)
-    after = eager_client.get("/v1/animals").json()["items"]
+    after = eager_client.get("/v1/photos").json()["items"]
     assert {a["model_version"] for a in after} == {version}
-    old = eager_client.get("/v1/animals", params={"model_version": before[0]["model_version"]})
+    old = eager_client.get("/v1/photos", params={"model_version": before[0]["model_version"]})
     assert len(old.json()["items"]) == 3  # the earlier model's predictions stay
 
     nothing = eager_client.post("/v1/admin/reindex", json={}).json()

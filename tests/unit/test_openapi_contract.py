@@ -8,7 +8,7 @@ from tests.factories import jpeg_bytes
 
 def test_csv_export_of_a_bad_query_is_a_400_before_any_row(eager_client):
     # Found by schemathesis: the CSV stream failed after its 200 had been sent.
-    response = eager_client.get("/v1/animals", params={"format": "csv", "model_version": "nope"})
+    response = eager_client.get("/v1/photos", params={"format": "csv", "model_version": "nope"})
     assert response.status_code == 400
     assert response.json() == {"detail": "unknown model_version 'nope'"}
 
@@ -17,10 +17,10 @@ def test_an_empty_model_version_means_the_active_model(eager_client):
     eager_client.post("/v1/images", files={"file": ("a.jpg", jpeg_bytes(seed=60))})
     active = eager_client.get("/v1/breeds").json()
     assert eager_client.get("/v1/breeds", params={"model_version": ""}).json() == active
-    page = eager_client.get("/v1/animals", params={"model_version": ""})
+    page = eager_client.get("/v1/photos", params={"model_version": ""})
     assert page.status_code == 200 and len(page.json()["items"]) == 1
     animal_id = page.json()["items"][0]["id"]
-    assert eager_client.get(f"/v1/animals/{animal_id}?model_version=").status_code == 200
+    assert eager_client.get(f"/v1/photos/{animal_id}?model_version=").status_code == 200
 
 
 def test_an_upload_needs_at_least_one_file(eager_client):

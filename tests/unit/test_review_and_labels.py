@@ -24,7 +24,7 @@ def indexed(eager_client, labelled_photos):
     assert accepted.status_code == 202, accepted.text
     job = eager_client.get(f"/v1/jobs/{accepted.json()['job_id']}").json()
     assert job["status"] == "succeeded" and job["done"] == 6
-    return eager_client.get("/v1/animals", params={"limit": 50}).json()["items"]
+    return eager_client.get("/v1/photos", params={"limit": 50}).json()["items"]
 
 
 def archivist(client, settings) -> dict[str, str]:
@@ -42,7 +42,7 @@ def test_a_correction_is_stored_beside_the_prediction_and_shown_as_human(
     assert animal["label_source"] == "model" and animal["breed"] == animal["model_breed"]
     new = other_breed(animal)
     response = eager_client.post(
-        f"/v1/animals/{animal['id']}/label",
+        f"/v1/photos/{animal['id']}/label",
         json={"species": "dog", "breed": new},
         headers=archivist(eager_client, embedded_settings),
     )
@@ -54,17 +54,17 @@ def test_a_correction_is_stored_beside_the_prediction_and_shown_as_human(
     assert labelled["labeled_by"] == "test archivist" and labelled["labeled_at"]
 
     # Queries follow the person's label, and can ask for labelled photos only.
-    by_new = eager_client.get("/v1/animals", params={"breed": new}).json()["items"]
+    by_new = eager_client.get("/v1/photos", params={"breed": new}).json()["items"]
     assert animal["id"] in [a["id"] for a in by_new]
-    by_old = eager_client.get("/v1/animals", params={"breed": animal["model_breed"]}).json()
+    by_old = eager_client.get("/v1/photos", params={"breed": animal["model_breed"]}).json()
     assert animal["id"] not in [a["id"] for a in by_old["items"]]
-    human = eager_client.get("/v1/animals", params={"label_source": "human"}).json()["items"]
+    human = eager_client.get("/v1/photos", params={"label_source": "human"}).json()["items"]
     assert [a["id"] for a in human] == [animal["id"]]
-    model = eager_client.get("/v1/animals", params={"label_source": "model"}).json()["items"]
+    model = eager_client.get("/v1/photos", params={"label_source": "model"}).json()["items"]
     assert len(model) == len(indexed) - 1
     breeds = {b["breed"]: b["count"] for b in eager_client.get("/v1/breeds").json()}
     assert breeds[new] >= 1
-    csv_text = eager_client.get("/v1/animals", params={"format": "csv"}).text
+    csv_text = eager_client.get("/v1/photos", params={"format": "csv"}).text
     row = next(r for r in csv.DictReader(io.StringIO(csv_text)) if r["id"] == str(animal["id"]))
     assert (row["breed"], row["label_source"], row["model_breed"]) == (
         new, "human", animal["model_breed"],
@@ -80,10 +80,10 @@ def test_not_a_dog_then_confirm_keeps_every_verdict_and_shows_the_newest(
 ):
     animal = next(a for a in indexed if a["species"] == "dog")
     headers = archivist(eager_client, embedded_settings)
-    url = f"/v1/animals/{animal['id']}/label"
+    url = f"/v1/photos/{animal['id']}/label"
     cat = eager_client.post(url, json={"species": "other"}, headers=headers).json()
     assert (cat["species"], cat["breed"], cat["label_source"]) == ("other", None, "human")
-    dogs = eager_client.get("/v1/animals", params={"species": "dog"}).json()["items"]
+    dogs = eager_client.get("/v1/photos", params={"species": "dog"}).json()["items"]
     assert animal["id"] not in [a["id"] for a in dogs]
     confirmed = eager_client.post(
         url, json={"species": "dog", "breed": animal["model_breed"]}, headers=headers
@@ -109,7 +109,7 @@ def test_invalid_labels_are_refused_clearly(
     eager_client, embedded_settings, indexed, body, message
 ):
     response = eager_client.post(
-        f"/v1/animals/{indexed[0]['id']}/label",
+        f"/v1/photos/{indexed[0]['id']}/label",
         json=body,
         headers=archivist(eager_client, embedded_settings),
     )
@@ -121,10 +121,10 @@ def test_labels_need_the_archivist_role_and_an_existing_photo(
     eager_client, embedded_settings, indexed
 ):
     viewer = {"X-API-Key": make_key(embedded_settings, "viewer")}
-    url = f"/v1/animals/{indexed[0]['id']}/label"
+    url = f"/v1/photos/{indexed[0]['id']}/label"
     body = {"species": "other"}
     assert eager_client.post(url, json=body, headers=viewer).status_code == 403
-    missing = eager_client.post("/v1/animals/999999/label", json=body)
+    missing = eager_client.post("/v1/photos/999999/label", json=body)
     assert missing.status_code == 404
 
 
@@ -141,7 +141,7 @@ def test_review_queue_lists_unlabelled_low_confidence_photos_least_confident_fir
 
     first = queue["items"][0]
     eager_client.post(
-        f"/v1/animals/{first['id']}/label",
+        f"/v1/photos/{first['id']}/label",
         json={"species": "other"},
         headers=archivist(eager_client, embedded_settings),
     )
@@ -158,12 +158,12 @@ def test_labels_export_as_csv_and_as_an_image_folder_for_training(
     headers = archivist(eager_client, embedded_settings)
     dog = next(a for a in indexed if a["species"] == "dog")
     eager_client.post(
-        f"/v1/animals/{dog['id']}/label",
+        f"/v1/photos/{dog['id']}/label",
         json={"species": "dog", "breed": "beagle"},
         headers=headers,
     )
     eager_client.post(
-        f"/v1/animals/{indexed[-1]['id']}/label", json={"species": "cat"}, headers=headers
+        f"/v1/photos/{indexed[-1]['id']}/label", json={"species": "cat"}, headers=headers
     )
     rows = list(csv.DictReader(io.StringIO(eager_client.get("/v1/labels").text)))
     assert {(int(r["image_id"]), r["breed"]) for r in rows} == {
@@ -207,7 +207,7 @@ def test_a_browser_session_cookie_authenticates_reads_and_guarded_changes(
     assert client.get("/v1/me").json()["name"] == "test archivist"
     thumb = client.get(f"/v1/images/{indexed[0]['id']}/thumbnail")
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
-    url = f"/v1/animals/{indexed[0]['id']}/label"
+    url = f"/v1/photos/{indexed[0]['id']}/label"
     forged = client.post(url, json={"species": "other"})  # what another site could send
     assert forged.status_code == 403 and "X-Requested-With" in forged.json()["detail"]
     ok = client.post(url, json={"species": "other"}, headers={"X-Requested-With": "pawdex-ui"})
@@ -296,7 +296,7 @@ def test_breed_pages_mix_model_and_human_labels_in_keyset_order(
     relabelled = [a for a in indexed if a["model_breed"] != target][:3]
     for animal in relabelled:
         eager_client.post(
-            f"/v1/animals/{animal['id']}/label",
+            f"/v1/photos/{animal['id']}/label",
             json={"species": "dog", "breed": target},
             headers=headers,
         )
@@ -311,7 +311,7 @@ def test_breed_pages_mix_model_and_human_labels_in_keyset_order(
             params = {"breed": target, "limit": 1, "sort": sort} | (
                 {"cursor": cursor} if cursor else {}
             )
-            page = eager_client.get("/v1/animals", params=params).json()
+            page = eager_client.get("/v1/photos", params=params).json()
             seen += [a["id"] for a in page["items"]]
             if not (cursor := page["next_cursor"]):
                 break
@@ -326,7 +326,7 @@ def test_labels_keep_showing_after_every_photo_is_classified_again(
     animal = next(a for a in indexed if a["species"] == "dog")
     new = other_breed(animal)
     eager_client.post(
-        f"/v1/animals/{animal['id']}/label",
+        f"/v1/photos/{animal['id']}/label",
         json={"species": "dog", "breed": new},
         headers=archivist(eager_client, embedded_settings),
     )
@@ -337,9 +337,9 @@ def test_labels_keep_showing_after_every_photo_is_classified_again(
         prediction = session.scalar(select(Prediction).where(Prediction.image_id == animal["id"]))
         assert prediction.job_id == job["id"]  # rewritten by the reindex
         assert (prediction.breed, prediction.catalog_breed) == (animal["model_breed"], new)
-    by_new = eager_client.get("/v1/animals", params={"breed": new, "label_source": "human"})
+    by_new = eager_client.get("/v1/photos", params={"breed": new, "label_source": "human"})
     assert [a["id"] for a in by_new.json()["items"]] == [animal["id"]]
-    by_old = eager_client.get("/v1/animals", params={"breed": animal["model_breed"]}).json()
+    by_old = eager_client.get("/v1/photos", params={"breed": animal["model_breed"]}).json()
     assert animal["id"] not in [a["id"] for a in by_old["items"]]
 
 
@@ -366,14 +366,14 @@ def test_breed_counts_follow_every_change_folded_or_not(eager_client, embedded_s
     assert served() == counted() and sum(counted().values()) >= 1
     dog = next(a for a in indexed if a["species"] == "dog")
     headers = archivist(eager_client, embedded_settings)
-    eager_client.post(f"/v1/animals/{dog['id']}/label", json={"species": "dog",
+    eager_client.post(f"/v1/photos/{dog['id']}/label", json={"species": "dog",
                       "breed": other_breed(dog)}, headers=headers)  # fmt: skip
     assert served() == counted()
     with session_scope(embedded_settings) as session:
         assert fold_breed_tallies(session) > 0
         assert session.scalar(select(func.count()).select_from(BreedTallyDelta)) == 0
     assert served() == counted()
-    eager_client.post(f"/v1/animals/{dog['id']}/label", json={"species": "cat",
+    eager_client.post(f"/v1/photos/{dog['id']}/label", json={"species": "cat",
                       "breed": None}, headers=headers)  # fmt: skip
     with session_scope(embedded_settings) as session:
         session.execute(delete(Prediction).where(Prediction.image_id == indexed[-1]["id"]))

@@ -28,11 +28,11 @@ from pawdex.api.openapi import use_client_ready_openapi
 from pawdex.api.ratelimit import make_rate_limiter
 from pawdex.api.routers import (
     admin,
-    animals,
     files,
     health,
     jobs,
     libraries,
+    photos,
     resumable,
     session,
     ui,
@@ -197,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RefuseNul)
 
     for router in (
-        uploads.router, jobs.router, animals.router, files.router, health.router,
+        uploads.router, jobs.router, photos.router, files.router, health.router,
         session.router, admin.router, libraries.router,
     ):  # fmt: skip
         app.include_router(router)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
-from pawdex.core.catalog import AnimalRecord
+from pawdex.core.catalog import PhotoRecord
 from pawdex.core.jobs import NAME_MAX, job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
@@ -142,7 +142,7 @@ class JobOut(BaseModel):
 
 class DuplicateOut(BaseModel):
     name: str = Field(description="The file's path in this upload.", examples=["2021/rex (1).jpg"])
-    image_id: int = Field(description="The photo it repeats (`GET /v1/animals/{id}`).")
+    image_id: int = Field(description="The photo it repeats (`GET /v1/photos/{id}`).")
     path: str = Field(description="That photo's path in the upload it first came with.")
     first_job_id: str | None = Field(description="The job that first brought the photo.")
 
@@ -162,7 +162,7 @@ class TopK(BaseModel):
     confidence: float
 
 
-class Animal(BaseModel):
+class Photo(BaseModel):
     id: int = Field(description="The photo's id.")
     sha256: str
     filename: str
@@ -191,7 +191,7 @@ class Animal(BaseModel):
     indexed_at: datetime
 
     @classmethod
-    def of(cls, record: AnimalRecord) -> Animal:
+    def of(cls, record: PhotoRecord) -> Photo:
         img, pred = record.image, record.prediction
         return cls(
             id=img.id,
@@ -218,8 +218,8 @@ class Animal(BaseModel):
         )
 
 
-class AnimalPage(BaseModel):
-    items: list[Animal]
+class PhotoPage(BaseModel):
+    items: list[Photo]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
@@ -230,7 +230,7 @@ class BreedCount(BaseModel):
     count: int
 
 
-class ReviewPage(AnimalPage):
+class ReviewPage(PhotoPage):
     threshold: float = Field(description="Photos below this model confidence are listed.")
 
 

@@ -28,14 +28,14 @@ from pawdex.core.models import (
 )
 
 
-class AnimalSort(StrEnum):
+class PhotoSort(StrEnum):
     confidence_desc = "-confidence"
     confidence_asc = "confidence"
     indexed_desc = "-indexed_at"
 
 
 @dataclass
-class AnimalFilters:
+class PhotoFilters:
     breed: str | None = None
     species: str | None = None
     min_confidence: float | None = None
@@ -61,14 +61,14 @@ LABEL = Bundle("label", Label.id, Label.species, Label.breed, Label.key_name, La
 
 
 @dataclass
-class AnimalRecord:
+class PhotoRecord:
     image: Any  # IMAGE's columns
     prediction: Any  # PREDICTION's columns
     model_version: str
     label: Any | None = None  # LABEL's columns: the current human label, if a person decided
 
     @classmethod
-    def of(cls, row: Any, model_version: str) -> AnimalRecord:
+    def of(cls, row: Any, model_version: str) -> PhotoRecord:
         label = row.label if row.label.id is not None else None
         return cls(row.image, row.prediction, model_version, label)
 
@@ -105,7 +105,7 @@ def _shown(version_id: int) -> Select:
     )
 
 
-def _matching(version_id: int, filters: AnimalFilters) -> Select:
+def _matching(version_id: int, filters: PhotoFilters) -> Select:
     """The ids of the matching photos: one range scan of a prediction index, since each
     prediction row carries what the catalogue shows (``catalog_*``: the person's label over
     the model's answer) and the indexes include the other filtered columns, so on PostgreSQL
@@ -139,24 +139,24 @@ def _matching(version_id: int, filters: AnimalFilters) -> Select:
     return stmt
 
 
-def _sort_key(sort: AnimalSort):
-    return Prediction.created_at if sort == AnimalSort.indexed_desc else Prediction.confidence
+def _sort_key(sort: PhotoSort):
+    return Prediction.created_at if sort == PhotoSort.indexed_desc else Prediction.confidence
 
 
-def _animal_cursor(sort: AnimalSort, record: AnimalRecord) -> str:
+def _animal_cursor(sort: PhotoSort, record: PhotoRecord) -> str:
     value: Any = getattr(
-        record.prediction, "created_at" if sort == AnimalSort.indexed_desc else "confidence"
+        record.prediction, "created_at" if sort == PhotoSort.indexed_desc else "confidence"
     )
     return encode_cursor({"s": sort.value, "v": value, "id": record.image.id})
 
 
-def _decode_animal_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
+def _decode_animal_cursor(cursor: str, sort: PhotoSort) -> tuple[Any, int]:
     data = decode_cursor(cursor)
     if not isinstance(data, dict) or not {"s", "v", "id"} <= data.keys():
         raise InvalidCursor("invalid cursor")
     if data["s"] != sort.value:
         raise InvalidCursor("the cursor belongs to another sort order")
-    if sort == AnimalSort.indexed_desc:
+    if sort == PhotoSort.indexed_desc:
         value: Any = cursor_datetime(data["v"])
     else:
         try:
@@ -166,27 +166,27 @@ def _decode_animal_cursor(cursor: str, sort: AnimalSort) -> tuple[Any, int]:
     return value, cursor_row_id(data["id"])
 
 
-def _after(stmt: Select, sort: AnimalSort, after: tuple[Any, int]) -> Select:
+def _after(stmt: Select, sort: PhotoSort, after: tuple[Any, int]) -> Select:
     key, (value, last_id) = _sort_key(sort), after
-    if sort == AnimalSort.confidence_asc:
+    if sort == PhotoSort.confidence_asc:
         return stmt.where(or_(key > value, and_(key == value, Prediction.image_id > last_id)))
     return stmt.where(or_(key < value, and_(key == value, Prediction.image_id < last_id)))
 
 
-def _order(sort: AnimalSort) -> tuple:
+def _order(sort: PhotoSort) -> tuple:
     key = _sort_key(sort)
-    if sort == AnimalSort.confidence_asc:
+    if sort == PhotoSort.confidence_asc:
         return key.asc(), Prediction.image_id.asc()
     return key.desc(), Prediction.image_id.desc()
 
 
-def list_animals(
+def list_photos(
     session: Session,
-    filters: AnimalFilters,
-    sort: AnimalSort = AnimalSort.confidence_desc,
+    filters: PhotoFilters,
+    sort: PhotoSort = PhotoSort.confidence_desc,
     limit: int = 50,
     cursor: str | None = None,
-) -> tuple[list[AnimalRecord], str | None]:
+) -> tuple[list[PhotoRecord], str | None]:
     after = _decode_animal_cursor(cursor, sort) if cursor else None
     version = _resolve_version(session, filters.model_version)
     if version is None:
@@ -197,31 +197,31 @@ def list_animals(
     # The page's ids first, then their rows: only the page's rows are read from the tables.
     page = matching.order_by(*_order(sort)).limit(limit + 1).subquery("page")
     stmt = _shown(version.id).join(page, page.c.image_id == Image.id).order_by(*_order(sort))
-    rows = [AnimalRecord.of(row, version.version) for row in session.execute(stmt)]
+    rows = [PhotoRecord.of(row, version.version) for row in session.execute(stmt)]
     next_cursor = _animal_cursor(sort, rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
 
 
-def iter_animals(
-    session: Session, filters: AnimalFilters, sort: AnimalSort = AnimalSort.confidence_desc
-) -> Iterator[AnimalRecord]:
+def iter_photos(
+    session: Session, filters: PhotoFilters, sort: PhotoSort = PhotoSort.confidence_desc
+) -> Iterator[PhotoRecord]:
     """Every matching animal, streamed in pages (CSV export)."""
     cursor = None
     while True:
-        page, cursor = list_animals(session, filters, sort, limit=1000, cursor=cursor)
+        page, cursor = list_photos(session, filters, sort, limit=1000, cursor=cursor)
         yield from page
         if cursor is None:
             return
 
 
-def get_animal(
+def get_photo(
     session: Session, image_id: int, model_version: str | None = None
-) -> AnimalRecord | None:
+) -> PhotoRecord | None:
     version = _resolve_version(session, model_version)
     if version is None:
         return None
     row = session.execute(_shown(version.id).where(Image.id == image_id)).first()
-    return AnimalRecord.of(row, version.version) if row else None
+    return PhotoRecord.of(row, version.version) if row else None
 
 
 def breed_counts(session: Session, model_version: str | None = None) -> list[tuple[str, int]]:

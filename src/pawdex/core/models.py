@@ -307,7 +307,7 @@ class Prediction(Base):
 
     __table_args__ = (
         UniqueConstraint("image_id", "model_version_id", name="uq_predictions_image_model"),
-        # Each query path of /v1/animals is one index range scan, already in the order of
+        # Each query path of /v1/photos is one index range scan, already in the order of
         # its keyset pagination (sort key, then image_id), by confidence and newest first.
         *_catalog_indexes(),
     )

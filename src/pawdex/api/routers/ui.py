@@ -78,7 +78,7 @@ def job(request: Request, job_id: str) -> HTMLResponse:
     return _page(request, "job.html", "job", job_id=job_id)
 
 
-@router.get("/ui/animals/{animal_id}", response_class=HTMLResponse)
+@router.get("/ui/photos/{animal_id}", response_class=HTMLResponse)
 def animal(request: Request, animal_id: str) -> HTMLResponse:
     # Not validated here: the page asks the API, whose 404 or 422 the page shows.
     return _page(request, "animal.html", "animal", animal_id=animal_id)

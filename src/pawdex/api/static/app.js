@@ -285,7 +285,7 @@ function animalCard(animal) {
     },
     h(
       "a",
-      { href: `/ui/animals/${animal.id}` },
+      { href: `/ui/photos/${animal.id}` },
       h("img", {
         src: animal.thumbnail_url,
         loading: "lazy",
@@ -338,7 +338,7 @@ async function initGallery() {
       // ``limit`` in the page URL (not in the form) sets the page size: handy for links.
       const limit = new URLSearchParams(location.search).get("limit") || 48;
       const q = queryOf({ ...galleryFilters(), limit, cursor });
-      return api(`/v1/animals?${q}`);
+      return api(`/v1/photos?${q}`);
     },
     (page) => {
       grid.append(...page.items.map(animalCard));
@@ -700,7 +700,7 @@ function initJob(me) {
             "tr",
             { "data-testid": "job-duplicate" },
             h("td", {}, h("code", { text: d.name })),
-            h("td", {}, h("a", { href: `/ui/animals/${d.image_id}`, text: d.path })),
+            h("td", {}, h("a", { href: `/ui/photos/${d.image_id}`, text: d.path })),
           ),
         ),
       );
@@ -826,7 +826,7 @@ async function initAnimal(me) {
   const id = document.body.dataset.animalId;
   let animal;
   try {
-    animal = await api(`/v1/animals/${encodeURIComponent(id)}`);
+    animal = await api(`/v1/photos/${encodeURIComponent(id)}`);
   } catch (error) {
     showError(error);
     return;
@@ -841,7 +841,7 @@ async function initAnimal(me) {
     clearError();
     statusLine.textContent = "Saving…";
     try {
-      animal = await api(`/v1/animals/${encodeURIComponent(id)}/label`, { method: "POST", json: body });
+      animal = await api(`/v1/photos/${encodeURIComponent(id)}/label`, { method: "POST", json: body });
       renderAnimal(animal);
       statusLine.textContent = `Saved: ${speciesText(animal)}.`;
     } catch (error) {
@@ -876,7 +876,7 @@ function reviewCard(animal, onLabel) {
     { class: "review-card", "data-testid": "review-card", "data-animal-id": animal.id },
     h(
       "a",
-      { href: `/ui/animals/${animal.id}`, class: "review-photo" },
+      { href: `/ui/photos/${animal.id}`, class: "review-photo" },
       h("img", { src: animal.thumbnail_url, loading: "lazy", alt: animal.filename, width: 150, height: 150 }),
     ),
     h(
@@ -933,7 +933,7 @@ function initReview() {
     clearError();
     for (const b of card.querySelectorAll("button")) b.disabled = true;
     try {
-      const animal = await api(`/v1/animals/${card.dataset.animalId}/label`, { method: "POST", json: body });
+      const animal = await api(`/v1/photos/${card.dataset.animalId}/label`, { method: "POST", json: body });
       card.remove();
       updateStatus(`Labelled ${animal.filename} as ${speciesText(animal)}. `);
     } catch (error) {

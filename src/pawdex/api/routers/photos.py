@@ -8,15 +8,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, found, require
-from pawdex.api.schemas import Animal, AnimalPage, BreedCount, LabelIn, ReviewPage, errors
+from pawdex.api.schemas import BreedCount, LabelIn, Photo, PhotoPage, ReviewPage, errors
 from pawdex.core.catalog import (
-    AnimalFilters,
-    AnimalRecord,
-    AnimalSort,
+    PhotoFilters,
+    PhotoRecord,
+    PhotoSort,
     breed_counts,
-    get_animal,
-    iter_animals,
-    list_animals,
+    get_photo,
+    iter_photos,
+    list_photos,
 )
 from pawdex.core.labels import add_label, csv_chunks, labels_csv
 from pawdex.core.models import LabelSource, Role
@@ -24,7 +24,7 @@ from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 router = APIRouter(
     prefix="/v1",
-    tags=["animals"],
+    tags=["photos"],
     dependencies=[Depends(require(Role.viewer))],
     responses=errors(400, 401, 429, 503),
 )
@@ -46,7 +46,7 @@ def model_version_param(
 ModelVersionDep = Annotated[str | None, Depends(model_version_param)]
 
 
-def animal_filters(
+def photo_filters(
     model_version: ModelVersionDep,
     breed: Annotated[
         str | None, Query(description="Stanford Dogs name, e.g. golden_retriever")
@@ -62,19 +62,19 @@ def animal_filters(
     label_source: Annotated[
         LabelSource | None, Query(description="human: labelled by a person; model: not yet")
     ] = None,
-) -> AnimalFilters:
-    return AnimalFilters(
+) -> PhotoFilters:
+    return PhotoFilters(
         breed=breed, species=species, min_confidence=min_confidence,
         max_confidence=max_confidence, job_id=job_id, model_version=model_version,
         path_prefix=path_prefix, filename=filename, label_source=label_source,
     )  # fmt: skip
 
 
-FiltersDep = Annotated[AnimalFilters, Depends(animal_filters)]
+FiltersDep = Annotated[PhotoFilters, Depends(photo_filters)]
 
 
-def _csv_row(record: AnimalRecord) -> list[object]:
-    a = Animal.of(record)
+def _csv_row(record: PhotoRecord) -> list[object]:
+    a = Photo.of(record)
     top = ";".join(f"{t.breed}:{t.confidence:.4f}" for t in a.top_k)
     return [
         a.id, a.sha256, a.filename, a.path, a.species, a.breed or "", a.label_source.value,
@@ -92,40 +92,40 @@ def _csv_download(chunks: Iterator[str], filename: str) -> StreamingResponse:
 
 
 @router.get(
-    "/animals",
-    response_model=AnimalPage,
+    "/photos",
+    response_model=PhotoPage,
     responses={
         200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV of all matches"}
     },
 )
-def animals(
+def photos(
     request: Request,
     session: SessionDep,
     filters: FiltersDep,
-    sort: AnimalSort = AnimalSort.confidence_desc,
+    sort: PhotoSort = PhotoSort.confidence_desc,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
     format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ):
-    """Indexed animals of the active model (or `model_version`), filtered and sorted.
+    """Indexed photos with the active model's predictions (or `model_version`), filtered and sorted.
 
     With `format=csv` or `Accept: text/csv`, every match is exported as CSV."""
     wants_csv = format == "csv" or (
         format is None and "text/csv" in request.headers.get("accept", "")
     )
     if wants_csv:
-        records = iter_animals(session, filters, sort)
+        records = iter_photos(session, filters, sort)
         # Read the first page now: a bad query is a 400, not a 200 whose stream breaks off.
         first = list(itertools.islice(records, 1))
         rows = map(_csv_row, itertools.chain(first, records))
-        return _csv_download(csv_chunks(CSV_COLUMNS, rows), "animals.csv")
-    records, next_cursor = list_animals(session, filters, sort, limit, cursor)
-    return AnimalPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor)
+        return _csv_download(csv_chunks(CSV_COLUMNS, rows), "photos.csv")
+    records, next_cursor = list_photos(session, filters, sort, limit, cursor)
+    return PhotoPage(items=[Photo.of(r) for r in records], next_cursor=next_cursor)
 
 
-@router.get("/animals/{animal_id}", response_model=Animal, responses=errors(404))
-def animal(animal_id: RowId, session: SessionDep, model_version: ModelVersionDep) -> Animal:
-    return Animal.of(found(get_animal(session, animal_id, model_version), f"animal {animal_id}"))
+@router.get("/photos/{photo_id}", response_model=Photo, responses=errors(404))
+def photo(photo_id: RowId, session: SessionDep, model_version: ModelVersionDep) -> Photo:
+    return Photo.of(found(get_photo(session, photo_id, model_version), f"photo {photo_id}"))
 
 
 @router.get("/breeds", response_model=list[BreedCount])
@@ -151,19 +151,19 @@ def review(
     """The review queue: photos whose model confidence is at most ``threshold`` (default
     ``PAWDEX_REVIEW_THRESHOLD``) that no person has labelled yet, least confident first."""
     cut = settings.review_threshold if threshold is None else threshold
-    filters = AnimalFilters(max_confidence=cut, label_source=LabelSource.model)
-    records, next_cursor = list_animals(session, filters, AnimalSort.confidence_asc, limit, cursor)
-    return ReviewPage(items=[Animal.of(r) for r in records], next_cursor=next_cursor, threshold=cut)
+    filters = PhotoFilters(max_confidence=cut, label_source=LabelSource.model)
+    records, next_cursor = list_photos(session, filters, PhotoSort.confidence_asc, limit, cursor)
+    return ReviewPage(items=[Photo.of(r) for r in records], next_cursor=next_cursor, threshold=cut)
 
 
-@router.post("/animals/{animal_id}/label", response_model=Animal, responses=errors(403, 404, 413))
-def label(animal_id: RowId, body: LabelIn, session: SessionDep, key: ArchivistKey) -> Animal:
+@router.post("/photos/{photo_id}/label", response_model=Photo, responses=errors(403, 404, 413))
+def label(photo_id: RowId, body: LabelIn, session: SessionDep, key: ArchivistKey) -> Photo:
     """Confirm or correct the breed, or say "not a dog" (species cat or other) — archivists.
     Stored beside the model's prediction; the newest label is the one shown."""
-    found(get_animal(session, animal_id), f"animal {animal_id}")
-    add_label(session, animal_id, body.species, body.breed, key)
+    found(get_photo(session, photo_id), f"photo {photo_id}")
+    add_label(session, photo_id, body.species, body.breed, key)
     session.commit()
-    return Animal.of(found(get_animal(session, animal_id), f"animal {animal_id}"))
+    return Photo.of(found(get_photo(session, photo_id), f"photo {photo_id}"))
 
 
 @router.get(
