@@ -107,3 +107,28 @@ def test_jobs_recorded_before_names_get_the_names_new_jobs_would(embedded_settin
         ("a", "kennel.zip", "upload"), ("b", "rex.jpg and 2 more", "upload"),
         ("c", "re-index with m@1", "admin"), ("d", "images", "upload"),
     ]  # fmt: skip
+
+
+def test_photos_indexed_before_animals_are_each_their_own_animal(embedded_settings):
+    from alembic import command
+    from sqlalchemy import text
+
+    from pawdex.core.migrate import alembic_config
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "0013")
+    engine = get_engine(embedded_settings)
+    with engine.begin() as conn:
+        for image_id in (3, 7):
+            conn.execute(
+                text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width,"
+                     " height, stored_path, created_at) VALUES (:id, :sha, 'r.jpg', 'a/r.jpg',"
+                     " 'JPEG', 1, 1, 1, 'k', '2026-01-01')"),
+                {"id": image_id, "sha": f"{image_id:064d}"},
+            )  # fmt: skip
+    command.upgrade(config, "head")
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT id, animal_id FROM images ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(3, 3), (7, 7)]
+        conn.execute(text("INSERT INTO animals (created_at) VALUES ('2026-01-02')"))
+        assert conn.execute(text("SELECT max(id) FROM animals")).scalar() == 8

@@ -28,6 +28,7 @@ from pawdex.api.openapi import use_client_ready_openapi
 from pawdex.api.ratelimit import make_rate_limiter
 from pawdex.api.routers import (
     admin,
+    animals,
     files,
     health,
     jobs,
@@ -38,6 +39,7 @@ from pawdex.api.routers import (
     ui,
     uploads,
 )
+from pawdex.core.animals import AnimalConflict, InvalidGrouping
 from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
 from pawdex.core.jobs import JobConflict
 from pawdex.core.labels import InvalidLabel
@@ -56,6 +58,8 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     InvalidLabel: 400,
     OriginalUnavailable: 404,
     LibraryRefused: 400,
+    InvalidGrouping: 400,
+    AnimalConflict: 409,
     UploadIncomplete: 409,
 }
 
@@ -198,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         uploads.router, jobs.router, photos.router, files.router, health.router,
-        session.router, admin.router, libraries.router,
+        session.router, admin.router, libraries.router, animals.router,
     ):  # fmt: skip
         app.include_router(router)
     resumable.add_resumable_uploads(app, settings)  # tus 1.0, and the job route

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from pawdex.core.catalog import PhotoRecord
+from pawdex.core.cursors import MAX_ROW_ID
 from pawdex.core.jobs import NAME_MAX, job_rate
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.labels import validate as validate_label
@@ -25,6 +26,15 @@ from pawdex.taxonomy import BREED_NAMES, SPECIES
 
 if TYPE_CHECKING:
     from pawdex.core.monitoring import Overview
+
+
+GROUPING_DOC = (
+    "How the photos become animals: `photo` (one photo, one animal), `folder` (the "
+    "photo's folder is the animal's id: `2021/A1001/rex.jpg`), a path template with "
+    "`{animal_id}` (`{year}/{animal_id}/*`), or `re:` and an expression with a group "
+    "`(?P<animal_id>…)` (`re:(?P<animal_id>A\\d{6})`). Photos with the same id, in any job, "
+    "are one animal."
+)
 
 
 class ErrorOut(BaseModel):
@@ -225,6 +235,71 @@ class PhotoPage(BaseModel):
     )
 
 
+RowIdIn = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
+
+class AnimalPhoto(BaseModel):
+    id: int = Field(description="The photo (`GET /v1/photos/{id}`).")
+    path: str
+    thumbnail_url: str
+    breed: str | None = Field(description="The model's top breed for this photo alone.")
+    confidence: float | None
+    agrees: bool = Field(description="Its own top breed is the animal's breed.")
+
+
+class AnimalOut(BaseModel):
+    id: int
+    external_id: str | None = Field(description="The shelter's id for it (e.g. A123456).")
+    name: str | None
+    photo_count: int
+    breed: str | None = Field(
+        description="From all its photos: the mean of their probabilities (the model's top 5 "
+        "per photo); null when no photo is classified yet or none looks like a dog."
+    )
+    confidence: float | None = Field(description="The pooled probability of that breed.")
+    top_k: list[TopK] = Field(description="The pooled top 5.")
+    cover_url: str | None = Field(description="A thumbnail of its first photo.")
+    photos: list[AnimalPhoto] | None = Field(
+        None, description="Its photos (one animal's page only)."
+    )
+
+    @classmethod
+    def of(cls, animal, count: int, pooled, cover: int | None, photos=None) -> AnimalOut:
+        return cls(
+            id=animal.id, external_id=animal.external_id, name=animal.name, photo_count=count,
+            breed=pooled.breed if pooled else None,
+            confidence=pooled.confidence if pooled and pooled.breed else None,
+            top_k=[TopK(**t) for t in pooled.top_k] if pooled else [],
+            cover_url=f"/v1/images/{cover}/thumbnail" if cover else None, photos=photos,
+        )  # fmt: skip
+
+
+class AnimalPage(BaseModel):
+    items: list[AnimalOut]
+    next_cursor: str | None
+
+
+class AnimalIn(BaseModel):
+    external_id: str | None = Field(None, max_length=64, description="Empty: none.")
+    name: str | None = Field(None, max_length=200, description="Empty: none.")
+
+
+class NewAnimalIn(AnimalIn):
+    photo_ids: list[RowIdIn] = Field(
+        min_length=1, max_length=1000, description="Photos taken from their animals into it."
+    )
+
+
+class PhotoIdsIn(BaseModel):
+    photo_ids: list[RowIdIn] = Field(min_length=1, max_length=1000)
+
+
+class MergeIn(BaseModel):
+    animal_ids: list[RowIdIn] = Field(
+        min_length=1, max_length=1000, description="Animals whose photos join this one."
+    )
+
+
 class BreedCount(BaseModel):
     breed: str
     count: int
@@ -374,6 +449,7 @@ class LibraryIn(BaseModel):
         "(PAWDEX_LIBRARY_ROOTS).",
     )  # fmt: skip
     name: str = Field("", max_length=200, description="Default: the folder's name.")
+    grouping: str = Field("photo", max_length=300, description=GROUPING_DOC)
 
 
 class LibraryOut(BaseModel):
@@ -421,3 +497,4 @@ class ResumableJobIn(BaseModel):
     origin: Literal["upload", "cli"] = Field(
         "upload", description="Where the upload comes from: `cli` for `pawdex index`."
     )
+    grouping: str = Field("photo", max_length=300, description=GROUPING_DOC)

@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from pawdex.core.animals import Grouping
 from pawdex.core.archive.folder import folder_files
 from pawdex.core.archive.walk import (
     NESTED_ARCHIVE,
@@ -79,8 +80,10 @@ def allowed_root(folder: str, settings: Settings) -> Path:
 
 
 def register_library(
-    session: Session, name: str, folder: str, settings: Settings, created_by: str | None
-) -> Library:
+    session: Session, name: str, folder: str, settings: Settings, created_by: str | None,
+    grouping: str = "photo",
+) -> Library:  # fmt: skip
+    grouping = Grouping.parse(grouping).text
     root = allowed_root(folder, settings)
     name = name.strip()[:NAME_MAX] or root.name
     for other in session.scalars(select(Library)):
@@ -89,7 +92,7 @@ def register_library(
         other_root = Path(other.root)
         if root == other_root or root.is_relative_to(other_root) or other_root.is_relative_to(root):
             raise LibraryRefused(f"{root} overlaps library {other.name!r} ({other.root})")
-    library = Library(name=name, root=str(root), created_by=created_by)
+    library = Library(name=name, root=str(root), created_by=created_by, grouping=grouping)
     session.add(library)
     session.flush()
     return library
@@ -102,7 +105,7 @@ def create_scan_job(session: Session, library: Library, created_by: str | None) 
         raise JobConflict(f"library {library.name!r} is being scanned (job {running.id})")
     job = Job(
         kind=JobKind.scan, source=[{"library": library.id}], name=library.name,
-        origin=JobOrigin.library, created_by=created_by,
+        origin=JobOrigin.library, created_by=created_by, grouping=library.grouping,
     )  # fmt: skip
     session.add(job)
     session.flush()

@@ -102,6 +102,8 @@ class Job(Base):
         server_default=JobOrigin.upload.value,
     )  # fmt: skip
     created_by: Mapped[str | None] = mapped_column(String(128))  # the key's name
+    # How its new photos are grouped into animals (``core.animals.Grouping``).
+    grouping: Mapped[str] = mapped_column(String(300), default="photo", server_default="photo")
     total: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -151,6 +153,19 @@ class JobError(Base):
     job: Mapped[Job] = relationship(back_populates="errors")
 
 
+class Animal(Base):
+    """A shelter animal: its photos (``images.animal_id``), the shelter's own id for it (often
+    in the folder or file names: ``A123456/``), a name. Photos are grouped into animals at
+    ingest by the job's grouping rule (``core.animals``); people merge, split and move them."""
+
+    __tablename__ = "animals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Image(Base):
     """A stored photo, content-addressed: one row per distinct sha256."""
 
@@ -169,6 +184,9 @@ class Image(Base):
     stored_path: Mapped[str | None] = mapped_column(Text)
     thumbnail_path: Mapped[str | None] = mapped_column(Text)
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    animal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("animals.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # text_pattern_ops: PostgreSQL uses the index for ``path LIKE 'prefix%'`` in any locale.
@@ -216,6 +234,7 @@ class Library(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     root: Mapped[str] = mapped_column(Text, unique=True)  # absolute, symbolic links resolved
     created_by: Mapped[str | None] = mapped_column(String(128))
+    grouping: Mapped[str] = mapped_column(String(300), default="photo", server_default="photo")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
 

@@ -109,6 +109,7 @@ def submit_upload(
     name: str | None = None,
     origin: JobOrigin = JobOrigin.upload,
     created_by: str | None = None,
+    grouping: str = "photo",
 ) -> Job | None:
     """The job of a finished upload: created and queued the first time, the same job every
     time after. None when there is no such upload; ``UploadIncomplete`` while bytes are
@@ -134,7 +135,8 @@ def submit_upload(
         batch.adopt(upload.filename, data)
         # On a refusal or an outage the upload stays whole: the client may ask again.
         job = submit_batch(
-            kind, batch, settings, name=name, origin=origin, created_by=created_by
+            kind, batch, settings, name=name, origin=origin, created_by=created_by,
+            grouping=grouping,
         )  # fmt: skip
         atomic_write(marker, job.id)
         for leftover in (data, data.with_suffix(".info")):

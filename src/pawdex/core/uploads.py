@@ -17,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import select
 
+from pawdex.core.animals import Grouping
 from pawdex.core.archive import detect_archive_kind, sanitize_member_name
 from pawdex.core.db import session_scope
 from pawdex.core.errors import PawdexError, UnsupportedArchive
@@ -342,11 +343,14 @@ def submit_batch(
     name: str | None = None,
     origin: JobOrigin = JobOrigin.upload,
     created_by: str | None = None,
+    grouping: str = "photo",
 ) -> Job:
     """Record the job of files already spooled (it claims the batch) and queue it. The
     batch is deleted if no job could be recorded. ``name``: what people call it (default:
-    the upload's file name, see ``job_name``); ``created_by``: the key's name."""
+    the upload's file name, see ``job_name``); ``created_by``: the key's name; ``grouping``:
+    how its photos become animals (``core.animals.Grouping``, refused if it cannot be used)."""
     try:
+        grouping = Grouping.parse(grouping).text
         items = batch.source()
         if kind == JobKind.archive:
             for item in items:
@@ -357,7 +361,7 @@ def submit_batch(
         with session_scope(settings) as session:
             job = Job(
                 kind=kind, source=items, origin=origin, created_by=created_by,
-                name=job_name([item["name"] for item in items], name),
+                name=job_name([item["name"] for item in items], name), grouping=grouping,
             )  # fmt: skip
             session.add(job)
     except BaseException:

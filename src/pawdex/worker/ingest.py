@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from pawdex.core.animals import ONE_PER_PHOTO, Grouping, InvalidGrouping, assign_animals
 from pawdex.core.archive import (
     ArchiveEntry,
     ArchiveLimits,
@@ -110,6 +111,7 @@ class Delivery:
     sessions: sessionmaker[Session]
     storage: Storage
     thumbnail_side: int  # the thumbnails' shorter side: the classifier reads them as they are
+    grouping: Grouping = ONE_PER_PHOTO  # how new photos become animals
 
     @classmethod
     def of(cls, job_id: str, token: str, settings: Settings) -> Delivery:
@@ -154,7 +156,7 @@ def ingest_job(job_id: str, settings: Settings | None = None) -> None:
         "event=ingest_start job_id=%s resume=%s position=%s attempt=%s",
         job_id, resuming, position, attempts,
     )  # fmt: skip
-    run = Delivery.of(job_id, token, settings)
+    run = dataclasses.replace(Delivery.of(job_id, token, settings), grouping=_grouping(job))
     try:
         _ingest_from(run, job, attempts, resuming=resuming)
     except LeaseLost:
@@ -165,6 +167,14 @@ def ingest_job(job_id: str, settings: Settings | None = None) -> None:
         with contextlib.suppress(Exception), sessions.begin() as session:
             release_ingest_lease(session, job_id, token, attempt=False)
         raise
+
+
+def _grouping(job: Job) -> Grouping:
+    try:
+        return Grouping.parse(job.grouping)
+    except InvalidGrouping:  # checked when the job was made; a rule that broke since
+        log.warning("event=grouping_invalid job_id=%s grouping=%r", job.id, job.grouping)
+        return ONE_PER_PHOTO
 
 
 def _ingest_from(run: Delivery, job: Job, attempts: int, resuming: bool) -> None:
@@ -342,6 +352,7 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
     originals = _keep_originals(run, items, rows)
 
     new_ids: list[int] = []
+    new_photos: list[tuple[int, str]] = []  # (image id, path): to group into animals
     failed = duplicates = skipped = 0
     in_place: list[tuple[InPlace, int | None]] = []
     with run.sessions.begin() as session:
@@ -383,7 +394,9 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
             session.add(JobImage(job_id=job_id, image_id=image_id, name=name, duplicate=not is_new))
             if is_new:
                 new_ids.append(image_id)
+                new_photos.append((image_id, name))
         record_files(session, job_id, in_place)
+        assign_animals(session, run.grouping, new_photos)
         position += len(batch)
         add_to_counters(
             session, job_id, total=len(batch), failed=failed, duplicates=duplicates,

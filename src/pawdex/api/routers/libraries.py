@@ -44,7 +44,9 @@ def add_library(
     """Register a folder on the server as a library (inside `PAWDEX_LIBRARY_ROOTS`); nothing
     is read until it is scanned. 400 for a folder that cannot be one (outside the allowed
     roots, missing, overlapping another library)."""
-    library = register_library(session, body.name, body.path, settings, created_by=key.name)
+    library = register_library(
+        session, body.name, body.path, settings, created_by=key.name, grouping=body.grouping
+    )
     session.commit()
     return _out(session, library)
 

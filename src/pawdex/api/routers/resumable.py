@@ -150,7 +150,12 @@ def upload_job(
     nothing); 409 while the upload still lacks bytes."""
     body = body or ResumableJobIn()
     job = submit_upload(
-        upload_id, settings, name=body.name, origin=JobOrigin(body.origin), created_by=key.name
+        upload_id,
+        settings,
+        name=body.name,
+        origin=JobOrigin(body.origin),
+        created_by=key.name,
+        grouping=body.grouping,
     )
     return JobAccepted.of(found(job, f"upload {upload_id}"))
 

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from pawdex.api.deps import ArchivistKey, SettingsDep, require
-from pawdex.api.schemas import JobAccepted, errors
+from pawdex.api.schemas import GROUPING_DOC, JobAccepted, errors
 from pawdex.core.jobs import NAME_MAX
 from pawdex.core.models import ApiKey, JobKind, JobOrigin, Role
 from pawdex.core.settings import Settings
@@ -137,7 +137,7 @@ async def single_form_fields(request: Request) -> None:
     problems = [
         {"type": "repeated_parameter", "loc": ("body", field),
          "msg": "one value expected, the field is repeated", "input": form.getlist(field)}
-        for field in ("name", "origin") if len(form.getlist(field)) > 1
+        for field in ("name", "origin", "grouping") if len(form.getlist(field)) > 1
     ]  # fmt: skip
     if form.get("origin") == "":
         problems.append({"type": "enum", "loc": ("body", "origin"),
@@ -173,6 +173,7 @@ JobName = Annotated[
         "`rex.jpg and 11 more` for several photos).",
     ),
 ]
+GroupingField = Annotated[str, Form(max_length=300, description=GROUPING_DOC)]
 Origin = Annotated[
     Literal["upload", "cli"],
     Form(description="Where the upload comes from: `cli` for `pawdex index`."),
@@ -181,22 +182,23 @@ Origin = Annotated[
 
 def _submit(
     kind: JobKind, request: Request, files: list[UploadFile], settings: Settings,
-    key: ApiKey, name: str | None, origin: str,
+    key: ApiKey, name: str | None, origin: str, grouping: str,
 ) -> JobAccepted:  # fmt: skip
     batch = _batch(request, files)
     job = submit_batch(
-        kind, batch, settings, name=name, origin=JobOrigin(origin), created_by=key.name
-    )
+        kind, batch, settings, name=name, origin=JobOrigin(origin), created_by=key.name,
+        grouping=grouping,
+    )  # fmt: skip
     return JobAccepted.of(job)
 
 
 @router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
 def upload_images(
     file: Files, request: Request, settings: SettingsDep, key: ArchivistKey,
-    name: JobName = None, origin: Origin = "upload",
+    name: JobName = None, origin: Origin = "upload", grouping: GroupingField = "photo",
 ) -> JobAccepted:  # fmt: skip
     """Index one or more photos. Unreadable files become per-file errors of the job."""
-    return _submit(JobKind.images, request, file, settings, key, name, origin)
+    return _submit(JobKind.images, request, file, settings, key, name, origin, grouping)
 
 
 @router.post(
@@ -207,7 +209,7 @@ def upload_images(
 )
 def upload_archive(
     file: Files, request: Request, settings: SettingsDep, key: ArchivistKey,
-    name: JobName = None, origin: Origin = "upload",
+    name: JobName = None, origin: Origin = "upload", grouping: GroupingField = "photo",
 ) -> JobAccepted:  # fmt: skip
     """Index every photo of a .zip, .tar, .tar.gz or .tgz archive (folders kept as paths)."""
-    return _submit(JobKind.archive, request, file, settings, key, name, origin)
+    return _submit(JobKind.archive, request, file, settings, key, name, origin, grouping)
