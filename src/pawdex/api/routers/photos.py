@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, found, require
 from pawdex.api.schemas import BreedCount, LabelIn, Photo, PhotoPage, ReviewPage, errors
+from pawdex.core.breeds import resolve_breed
 from pawdex.core.catalog import (
     PhotoFilters,
     PhotoRecord,
@@ -49,7 +50,13 @@ ModelVersionDep = Annotated[str | None, Depends(model_version_param)]
 def photo_filters(
     model_version: ModelVersionDep,
     breed: Annotated[
-        str | None, Query(description="Stanford Dogs name, e.g. golden_retriever")
+        str | None,
+        Query(
+            max_length=100,
+            description="A breed, any case: the Stanford Dogs name (golden_retriever) or a "
+            "common one (Lab, German Shepherd, Pit Bull); 422 with close matches if unknown "
+            "or ambiguous (Poodle: toy, miniature or standard).",
+        ),
     ] = None,
     species: Annotated[str | None, Query(pattern=f"^({'|'.join(SPECIES)})$")] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
@@ -64,7 +71,8 @@ def photo_filters(
     ] = None,
 ) -> PhotoFilters:
     return PhotoFilters(
-        breed=breed, species=species, min_confidence=min_confidence,
+        breed=resolve_breed(breed) if breed else None, species=species,
+        min_confidence=min_confidence,
         max_confidence=max_confidence, job_id=job_id, model_version=model_version,
         path_prefix=path_prefix, filename=filename, label_source=label_source,
     )  # fmt: skip
