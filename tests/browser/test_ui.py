@@ -357,3 +357,47 @@ def test_admin_adds_a_library_and_scans_it_from_the_dashboard(ui_stack, labelled
     row.get_by_role("link", name=re.compile("^succeeded")).click()
     expect(page.get_by_test_id("job-name")).to_have_text("Kennel NAS")
     expect(page.get_by_test_id("job-status")).to_have_text("succeeded")
+
+
+def test_animals_are_found_by_shelter_id_and_renamed_on_a_phone(
+    ui_stack, indexed, labelled_photos, new_page, tmp_path
+):
+    import zipfile
+
+    dogs = [p for p in labelled_photos if p.is_dog][40:43]
+    archive = tmp_path / "intake.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, photo in zip(["A7001/a.jpg", "A7001/b.jpg", "A7002/a.jpg"], dogs, strict=True):
+            zf.write(photo.path, f"2024/{name}")
+    with ui_stack.client() as client:
+        with archive.open("rb") as fh:
+            accepted = client.post(
+                "/v1/archives", files={"file": ("intake.zip", fh)}, data={"grouping": "folder"}
+            )
+        assert accepted.status_code == 202, accepted.text
+        assert wait_job(client, accepted.json()["job_id"], timeout=300)["status"] == "succeeded"
+
+    page = new_page(390, 844)
+    sign_in(page, ui_stack.url, ui_stack.admin_key, "/ui/animals")
+    page.get_by_test_id("search-external-id").fill("a7001")
+    page.get_by_test_id("search-animals").click()
+    card = page.get_by_test_id("animal-record-card")
+    expect(card).to_have_count(1)
+    expect(card.get_by_test_id("card-title")).to_have_text("A7001")
+    expect(card.get_by_test_id("card-photos")).to_have_text("2 photos")
+    card.click()
+    expect(page.get_by_test_id("animal-heading")).to_have_text("A7001")
+    expect(page.get_by_test_id("animal-photo-card")).to_have_count(2)
+    expect(page.get_by_test_id("pooled-breed").first).to_be_visible()
+    page.get_by_test_id("edit-name").fill("Bella")
+    page.get_by_test_id("save-animal").click()
+    expect(page.get_by_test_id("animal-heading")).to_have_text("Bella (A7001)")
+
+    page.goto(f"{ui_stack.url}/ui/animals?name=bell")
+    expect(page.get_by_test_id("animal-record-card")).to_have_count(1)
+
+    # At phone width the jobs table scrolls sideways; its words stay whole.
+    page.goto(f"{ui_stack.url}/ui/jobs")
+    expect(page.get_by_test_id("job-row").first).to_be_visible()
+    for header in page.locator("table.data th").all():
+        assert header.bounding_box()["width"] >= 50, header.inner_text()

@@ -11,19 +11,23 @@ import pytest
 from pawdex.core.animals import Grouping, InvalidGrouping, pool
 from tests.factories import jpeg_bytes
 
+PHOTOS = [jpeg_bytes(seed=40 + i) for i in range(8)]  # noise: each call gives new bytes
 
-def _archive(paths: list[str]) -> bytes:
+
+def _archive(paths: list[str], first: int = 0) -> bytes:
+    """The n-th path holds PHOTOS[first + n] (the same bytes in every archive)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for seed, path in enumerate(paths):
-            zf.writestr(path, jpeg_bytes(seed=seed + 40))
+        for photo, path in zip(PHOTOS[first:], paths, strict=False):
+            zf.writestr(path, photo)
     return buf.getvalue()
 
 
-def _upload(client, paths: list[str], grouping: str | None) -> dict:
+def _upload(client, paths: list[str], grouping: str | None, first: int = 0) -> dict:
     form = {"grouping": grouping} if grouping is not None else {}
+    archive = _archive(paths, first)
     accepted = client.post(
-        "/v1/archives", files={"file": ("a.zip", _archive(paths), "application/zip")}, data=form
+        "/v1/archives", files={"file": ("a.zip", archive, "application/zip")}, data=form
     )
     assert accepted.status_code == 202, accepted.text
     return client.get(f"/v1/jobs/{accepted.json()['job_id']}").json()
@@ -78,7 +82,7 @@ def test_an_archive_laid_out_by_year_and_animal_becomes_animals(eager_client):
     assert {p["agrees"] for p in one["photos"]} >= {True}
     assert one["cover_url"] == f"/v1/images/{one['photos'][0]['id']}/thumbnail"
     # A later upload with the same animal id adds to the same animal.
-    _upload(eager_client, ["2023/A1001/again.jpg"], "folder")
+    _upload(eager_client, ["2023/A1001/again.jpg"], "folder", first=7)
     assert _animals(eager_client, external_id="a1001")[0]["photo_count"] == 4
 
 
@@ -145,3 +149,16 @@ def test_pooling_takes_the_mean_of_the_photos_probabilities():
     pooled = pool(photos)
     assert pooled.breed == "basset" and pooled.agreeing == [2, 3]
     assert pooled.confidence == round((0.4 + 0.45 + 0.6) / 3, 4)
+
+
+def test_a_photo_indexed_alone_joins_its_animal_when_a_grouped_upload_repeats_it(eager_client):
+    _upload(eager_client, ["old/1.jpg"], None)  # alone: its own animal, no shelter id
+    (alone,) = _animals(eager_client)
+    _upload(eager_client, ["A9/1.jpg", "A9/2.jpg"], "folder")  # 1.jpg again, now under A9
+    animals = _animals(eager_client)
+    assert [(a["external_id"], a["photo_count"]) for a in animals] == [("A9", 2)]
+    assert eager_client.get(f"/v1/animals/{alone['id']}").status_code == 404
+    # Placed by people (a shelter id): a later upload does not move it.
+    _upload(eager_client, ["B1/1.jpg"], "folder")
+    assert _animals(eager_client, external_id="A9")[0]["photo_count"] == 2
+    assert _animals(eager_client, external_id="B1") == []

@@ -88,14 +88,33 @@ def _template_regex(template: str) -> str:
     return r"(?:^|/)" + "".join(parts) + "$"
 
 
-def assign_animals(session: Session, rule: Grouping, photos: Iterable[tuple[int, str]]) -> None:
+def assign_animals(
+    session: Session,
+    rule: Grouping,
+    photos: Iterable[tuple[int, str]],
+    known: Iterable[tuple[int, str]] = (),
+) -> None:
     """Give each new photo (``(image id, path)``) its animal by ``rule``: the animal of its
-    key (created the first time the key is seen), else an animal of its own."""
+    key (created the first time the key is seen), else an animal of its own. A ``known``
+    photo (indexed before) joins its key's animal only if it has no shelter id yet (it was
+    alone): a photo people already placed stays where it is."""
     keyed: dict[str, list[int]] = defaultdict(list)
     alone: list[int] = []
+    anonymous: dict[int, int] = {}  # known photos that join a keyed animal → their old one
     for image_id, path in photos:
         key = rule.key(path)
         (keyed[key] if key else alone).append(image_id)
+    if rule.pattern is not None:
+        regroup = {image_id: key for image_id, path in known if (key := rule.key(path))}
+        anonymous = dict(
+            session.execute(
+                select(Image.id, Image.animal_id)
+                .join(Animal, Animal.id == Image.animal_id)
+                .where(Image.id.in_(regroup), Animal.external_id.is_(None))
+            ).all()
+        )
+        for image_id in anonymous:
+            keyed[regroup[image_id]].append(image_id)
     if keyed:
         session.execute(
             insert_ignoring_conflicts(session, Animal, ["external_id"]),
@@ -107,6 +126,7 @@ def assign_animals(session: Session, rule: Grouping, photos: Iterable[tuple[int,
             ).all()
         )
         _set_animal(session, [(i, ids[key]) for key, images in keyed.items() for i in images])
+        drop_empty_animals(session, anonymous.values())
     if alone:
         created = session.scalars(
             insert(Animal).returning(Animal.id, sort_by_parameter_order=True),
@@ -125,14 +145,21 @@ def _set_animal(session: Session, pairs: list[tuple[int, int]]) -> None:
 def move_photos(session: Session, animal_id: int, image_ids: list[int]) -> list[int]:
     """Move photos to ``animal_id``; animals left without photos are deleted. Returns the
     ids of the photos that exist."""
-    found = list(session.scalars(select(Image.id).where(Image.id.in_(image_ids))))
-    session.execute(update(Image).where(Image.id.in_(found)).values(animal_id=animal_id))
-    drop_empty_animals(session)
-    return found
+    previous = dict(
+        session.execute(select(Image.id, Image.animal_id).where(Image.id.in_(image_ids))).all()
+    )
+    session.execute(update(Image).where(Image.id.in_(previous)).values(animal_id=animal_id))
+    drop_empty_animals(session, previous.values())
+    return list(previous)
 
 
-def drop_empty_animals(session: Session) -> None:
-    session.execute(delete(Animal).where(~exists().where(Image.animal_id == Animal.id)))
+def drop_empty_animals(session: Session, candidates: Iterable[int | None]) -> None:
+    """Delete those of ``candidates`` left without photos."""
+    ids = {c for c in candidates if c is not None}
+    if ids:
+        session.execute(
+            delete(Animal).where(Animal.id.in_(ids), ~exists().where(Image.animal_id == Animal.id))
+        )
 
 
 @dataclass(frozen=True)

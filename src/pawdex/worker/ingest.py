@@ -353,6 +353,7 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
 
     new_ids: list[int] = []
     new_photos: list[tuple[int, str]] = []  # (image id, path): to group into animals
+    known_photos: list[tuple[int, str]] = []  # already indexed: may join their animal
     failed = duplicates = skipped = 0
     in_place: list[tuple[InPlace, int | None]] = []
     with run.sessions.begin() as session:
@@ -385,6 +386,8 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
             name = item.entry.name
             if item.entry.in_place is not None:
                 in_place.append((item.entry.in_place, image_id))
+            if not is_new:
+                known_photos.append((image_id, name))
             if image_id in in_job or not is_new:  # the same photo twice, or already indexed
                 duplicates += 1
                 session.add(JobDuplicate(job_id=job_id, name=name, image_id=image_id))
@@ -396,7 +399,7 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
                 new_ids.append(image_id)
                 new_photos.append((image_id, name))
         record_files(session, job_id, in_place)
-        assign_animals(session, run.grouping, new_photos)
+        assign_animals(session, run.grouping, new_photos, known_photos)
         position += len(batch)
         add_to_counters(
             session, job_id, total=len(batch), failed=failed, duplicates=duplicates,

@@ -78,9 +78,19 @@ def job(request: Request, job_id: str) -> HTMLResponse:
     return _page(request, "job.html", "job", job_id=job_id)
 
 
-@router.get("/ui/photos/{animal_id}", response_class=HTMLResponse)
-def animal(request: Request, animal_id: str) -> HTMLResponse:
+@router.get("/ui/photos/{photo_id}", response_class=HTMLResponse)
+def photo(request: Request, photo_id: str) -> HTMLResponse:
     # Not validated here: the page asks the API, whose 404 or 422 the page shows.
+    return _page(request, "photo.html", "photo", animal_id=photo_id)
+
+
+@router.get("/ui/animals", response_class=HTMLResponse)
+def animals(request: Request) -> HTMLResponse:
+    return _page(request, "animals.html", "animals")
+
+
+@router.get("/ui/animals/{animal_id}", response_class=HTMLResponse)
+def animal(request: Request, animal_id: str) -> HTMLResponse:
     return _page(request, "animal.html", "animal", animal_id=animal_id)
 
 

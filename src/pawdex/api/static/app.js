@@ -343,9 +343,18 @@ async function initGallery() {
     (page) => {
       grid.append(...page.items.map(animalCard));
       shown += page.items.length;
-      status.textContent = shown
-        ? `${shown} photo${shown === 1 ? "" : "s"} shown${page.next_cursor ? " (more below)" : ""}`
-        : "No photos match these filters.";
+      const filtered = Object.entries(galleryFilters()).some(([k, v]) => k !== "sort" && v);
+      if (shown) {
+        status.textContent = `${shown} photo${shown === 1 ? "" : "s"} shown${page.next_cursor ? " (more below)" : ""}`;
+      } else if (filtered) {
+        status.textContent = "No photos match these filters.";
+      } else {
+        status.replaceChildren(
+          "No photos yet. ",
+          h("a", { href: "/ui/upload", "data-testid": "empty-upload-link", text: "Upload photos or an archive" }),
+          " to start the index.",
+        );
+      }
     },
   );
 
@@ -967,6 +976,133 @@ function initReview() {
   reload();
 }
 
+// ---------------------------------------------------------------- animals
+
+function animalTitle(animal) {
+  const id = animal.external_id || `Animal ${animal.id}`;
+  return animal.name ? `${animal.name} (${id})` : id;
+}
+
+function breedText(animal) {
+  return animal.breed ? `${animal.breed.replaceAll("_", " ")} · ${pct(animal.confidence)}` : "breed unknown";
+}
+
+function animalRecordCard(animal) {
+  const title = animalTitle(animal);
+  return h(
+    "li",
+    { class: "animal-card", "data-testid": "animal-record-card", "data-animal-id": animal.id },
+    h(
+      "a",
+      { href: `/ui/animals/${animal.id}` },
+      animal.cover_url
+        ? h("img", { src: animal.cover_url, loading: "lazy", alt: title, width: 150, height: 150 })
+        : null,
+      h(
+        "span",
+        { class: "card-caption" },
+        h("span", { class: "card-breed", "data-testid": "card-title", text: title }),
+        h("span", { class: "card-conf", "data-testid": "card-breed", text: breedText(animal) }),
+        h("span", {
+          class: "card-conf",
+          "data-testid": "card-photos",
+          text: `${animal.photo_count} photo${animal.photo_count === 1 ? "" : "s"}`,
+        }),
+      ),
+    ),
+  );
+}
+
+async function initAnimals() {
+  const form = $("#animal-search");
+  const params = new URLSearchParams(location.search);
+  fillForm(form, Object.fromEntries(params));
+  const list = $("#animals");
+  let shown = 0;
+  const pages = pager($("#load-more"), (cursor) => {
+    const query = queryOf({ ...Object.fromEntries(params), limit: 48, cursor });
+    return api(`/v1/animals?${query}`);
+  }, (page) => {
+    list.append(...page.items.map(animalRecordCard));
+    shown += page.items.length;
+    $("#animals-status").textContent = shown
+      ? `${shown} animal${shown === 1 ? "" : "s"}${page.next_cursor ? " so far" : ""}`
+      : "No animals match. Upload photos to see them here.";
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(form));
+    location.search = queryOf(values);
+  });
+  await pages.more();
+}
+
+function renderAnimalRecord(animal) {
+  $("#animal-heading").textContent = animalTitle(animal);
+  document.title = `${animalTitle(animal)} · pawdex`;
+  const facts = [
+    ["Shelter ID", animal.external_id || "none"],
+    ["Name", animal.name || "none"],
+    ["Breed", breedText(animal)],
+    ["Photos", String(animal.photo_count)],
+  ];
+  $("#animal-record-facts").replaceChildren(
+    ...facts.flatMap(([term, value]) => [h("dt", { text: term }), h("dd", { text: value })]),
+  );
+  $("#pooled").replaceChildren(
+    ...animal.top_k.map((t) => bar(t.breed.replaceAll("_", " "), t.confidence, "pooled-breed")),
+  );
+  $("#edit-external").value = animal.external_id || "";
+  $("#edit-name").value = animal.name || "";
+  $("#animal-photos").replaceChildren(
+    ...animal.photos.map((p) =>
+      h(
+        "li",
+        { class: `animal-card${p.agrees ? "" : " disagrees"}`, "data-testid": "animal-photo-card" },
+        h(
+          "a",
+          { href: `/ui/photos/${p.id}` },
+          h("img", { src: p.thumbnail_url, loading: "lazy", alt: p.path, width: 150, height: 150 }),
+          h(
+            "span",
+            { class: "card-caption" },
+            h("span", { class: "card-breed", text: p.breed ? p.breed.replaceAll("_", " ") : "not a dog" }),
+            h("span", {
+              class: "card-conf",
+              "data-testid": "photo-agrees",
+              text: p.agrees ? "agrees" : "differs",
+            }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+async function initAnimalRecord() {
+  const id = document.body.dataset.animalId;
+  try {
+    renderAnimalRecord(await api(`/v1/animals/${encodeURIComponent(id)}`));
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  $("#animal-edit").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError();
+    try {
+      const animal = await api(`/v1/animals/${encodeURIComponent(id)}`, {
+        method: "PATCH",
+        json: { external_id: $("#edit-external").value, name: $("#edit-name").value },
+      });
+      renderAnimalRecord(animal);
+      $("#edit-status").textContent = "Saved.";
+    } catch (error) {
+      showError(error);
+    }
+  });
+}
+
 // ---------------------------------------------------------------- admin dashboard
 
 function statCard(label, value, testid) {
@@ -1178,7 +1314,9 @@ const PAGES = {
   upload: initUpload,
   jobs: initJobs,
   job: initJob,
-  animal: initAnimal,
+  photo: initAnimal,
+  animals: initAnimals,
+  animal: initAnimalRecord,
   review: initReview,
   admin: initAdmin,
 };
