@@ -162,3 +162,23 @@ def test_a_photo_indexed_alone_joins_its_animal_when_a_grouped_upload_repeats_it
     _upload(eager_client, ["B1/1.jpg"], "folder")
     assert _animals(eager_client, external_id="A9")[0]["photo_count"] == 2
     assert _animals(eager_client, external_id="B1") == []
+
+
+def test_text_with_a_nul_byte_is_refused_as_invalid(eager_client):
+    """PostgreSQL text cannot hold NUL: it is invalid input (422), never a 500."""
+    _upload(eager_client, ["A5/1.jpg"], "folder")
+    (animal,) = _animals(eager_client)
+    answer = eager_client.patch(f"/v1/animals/{animal['id']}", json={"name": "Rex\x00"})
+    assert answer.status_code == 422
+    upload = eager_client.post(
+        "/v1/archives",
+        files={"file": ("a.zip", _archive(["x/1.jpg"]), "application/zip")},
+        data={"grouping": "{animal_id}/*\x00", "name": "week\x00"},
+    )
+    assert upload.status_code == 422
+
+
+def test_an_animal_of_photos_that_do_not_exist_is_not_made(eager_client):
+    answer = eager_client.post("/v1/animals", json={"photo_ids": [987654]})
+    assert answer.status_code == 404 and "987654" in answer.json()["detail"]
+    assert _animals(eager_client) == []

@@ -39,7 +39,7 @@ from pawdex.api.routers import (
     ui,
     uploads,
 )
-from pawdex.core.animals import AnimalConflict, InvalidGrouping
+from pawdex.core.animals import AnimalConflict, InvalidGrouping, NoSuchPhotos
 from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
 from pawdex.core.jobs import JobConflict
 from pawdex.core.labels import InvalidLabel
@@ -60,6 +60,7 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     LibraryRefused: 400,
     InvalidGrouping: 400,
     AnimalConflict: 409,
+    NoSuchPhotos: 404,
     UploadIncomplete: 409,
 }
 

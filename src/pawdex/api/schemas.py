@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pawdex.core.monitoring import Overview
 
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: refused as invalid input (422)
 GROUPING_DOC = (
     "How the photos become animals: `photo` (one photo, one animal), `folder` (the "
     "photo's folder is the animal's id: `2021/A1001/rex.jpg`), a path template with "
@@ -280,8 +281,8 @@ class AnimalPage(BaseModel):
 
 
 class AnimalIn(BaseModel):
-    external_id: str | None = Field(None, max_length=64, description="Empty: none.")
-    name: str | None = Field(None, max_length=200, description="Empty: none.")
+    external_id: str | None = Field(None, max_length=64, pattern=NO_NUL, description="Empty: none.")
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL, description="Empty: none.")
 
 
 class NewAnimalIn(AnimalIn):
@@ -444,12 +445,12 @@ class ReindexIn(BaseModel):
 
 class LibraryIn(BaseModel):
     path: str = Field(
-        min_length=1, max_length=4096, examples=["/mnt/nas/photos/kennel"],
+        min_length=1, max_length=4096, pattern=NO_NUL, examples=["/mnt/nas/photos/kennel"],
         description="The folder's absolute path on the server, inside an allowed root "
         "(PAWDEX_LIBRARY_ROOTS).",
     )  # fmt: skip
-    name: str = Field("", max_length=200, description="Default: the folder's name.")
-    grouping: str = Field("photo", max_length=300, description=GROUPING_DOC)
+    name: str = Field("", max_length=200, pattern=NO_NUL, description="Default: the folder's name.")
+    grouping: str = Field("photo", max_length=300, pattern=NO_NUL, description=GROUPING_DOC)
 
 
 class LibraryOut(BaseModel):
@@ -491,10 +492,11 @@ class ResumableJobIn(BaseModel):
     name: str | None = Field(
         None,
         max_length=NAME_MAX,
+        pattern=NO_NUL,
         description="What to call the job (default: the upload's file name).",
         examples=["Intake week 12"],
     )
     origin: Literal["upload", "cli"] = Field(
         "upload", description="Where the upload comes from: `cli` for `pawdex index`."
     )
-    grouping: str = Field("photo", max_length=300, description=GROUPING_DOC)
+    grouping: str = Field("photo", max_length=300, pattern=NO_NUL, description=GROUPING_DOC)

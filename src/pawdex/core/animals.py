@@ -217,6 +217,10 @@ def photo_counts(session: Session, animal_ids: list[int]) -> dict[int, int]:
     )
 
 
+class NoSuchPhotos(PawdexError):
+    """An animal asked for made of photos that do not exist (the API answers 404)."""
+
+
 class AnimalConflict(PawdexError):
     """Another animal already has this external id (the API answers 409)."""
 
@@ -255,7 +259,10 @@ def update_animal(
 def new_animal(
     session: Session, image_ids: list[int], external_id: str | None, name: str | None
 ) -> Animal:
-    """An animal made of these photos, taken from their animals (split)."""
+    """An animal made of these photos, taken from their animals (split); NoSuchPhotos when
+    none of them exists."""
+    if session.scalar(select(func.count()).where(Image.id.in_(image_ids))) == 0:
+        raise NoSuchPhotos(f"none of the photos {sorted(set(image_ids))[:10]} exists")
     animal = Animal()
     session.add(animal)
     session.flush()

@@ -124,7 +124,7 @@ def edit_animal(
     return _one(session, animal_id)
 
 
-@router.post("", status_code=201, response_model=AnimalOut, responses=errors(403, 409))
+@router.post("", status_code=201, response_model=AnimalOut, responses=errors(403, 404, 409))
 def split_animal(body: NewAnimalIn, session: SessionDep, _key: ArchivistKey) -> AnimalOut:
     """A new animal made of these photos, taken from the animals they belonged to (those
     left without photos go)."""

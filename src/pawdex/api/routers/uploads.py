@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from pawdex.api.deps import ArchivistKey, SettingsDep, require
-from pawdex.api.schemas import GROUPING_DOC, JobAccepted, errors
+from pawdex.api.schemas import GROUPING_DOC, NO_NUL, JobAccepted, errors
 from pawdex.core.jobs import NAME_MAX
 from pawdex.core.models import ApiKey, JobKind, JobOrigin, Role
 from pawdex.core.settings import Settings
@@ -169,11 +169,12 @@ JobName = Annotated[
     str | None,
     Form(
         max_length=NAME_MAX,
+        pattern=NO_NUL,
         description="What to call the job (default: the upload's file name, "
         "`rex.jpg and 11 more` for several photos).",
     ),
 ]
-GroupingField = Annotated[str, Form(max_length=300, description=GROUPING_DOC)]
+GroupingField = Annotated[str, Form(max_length=300, pattern=NO_NUL, description=GROUPING_DOC)]
 Origin = Annotated[
     Literal["upload", "cli"],
     Form(description="Where the upload comes from: `cli` for `pawdex index`."),
