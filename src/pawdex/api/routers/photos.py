@@ -5,11 +5,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from pawdex.api.deps import ArchivistKey, RowId, SessionDep, SettingsDep, found, require
 from pawdex.api.schemas import BreedCount, LabelIn, Photo, PhotoPage, ReviewPage, errors
-from pawdex.core.breeds import resolve_breed
+from pawdex.core.breeds import UnknownBreed, resolve_breed
 from pawdex.core.catalog import (
     PhotoFilters,
     PhotoRecord,
@@ -71,11 +72,22 @@ def photo_filters(
     ] = None,
 ) -> PhotoFilters:
     return PhotoFilters(
-        breed=resolve_breed(breed) if breed else None, species=species,
+        breed=_breed(breed) if breed else None, species=species,
         min_confidence=min_confidence,
         max_confidence=max_confidence, job_id=job_id, model_version=model_version,
         path_prefix=path_prefix, filename=filename, label_source=label_source,
     )  # fmt: skip
+
+
+def _breed(typed: str) -> str:
+    """The class ``typed`` names; else a 422 shaped as any invalid parameter's, its message
+    listing what the name could mean."""
+    try:
+        return resolve_breed(typed)
+    except UnknownBreed as exc:
+        problem = {"type": "unknown_breed", "loc": ("query", "breed"), "msg": str(exc),
+                   "input": typed}  # fmt: skip
+        raise RequestValidationError([problem]) from None
 
 
 FiltersDep = Annotated[PhotoFilters, Depends(photo_filters)]
