@@ -171,22 +171,6 @@ class PooledBreed:
     confidence: float
     top_k: list[dict]
     agreeing: list[int]  # photos whose own top breed is the pooled one
-    photos: int
-
-
-def pooled_breeds(
-    session: Session, animal_ids: list[int], model_version_id: int
-) -> dict[int, PooledBreed]:
-    rows = session.execute(
-        select(Image.animal_id, Image.id, Prediction.breed, Prediction.top_k)
-        .join(Prediction, Prediction.image_id == Image.id)
-        .where(Image.animal_id.in_(animal_ids), Prediction.model_version_id == model_version_id)
-        .order_by(Image.id)
-    ).all()
-    by_animal: dict[int, list] = defaultdict(list)
-    for row in rows:
-        by_animal[row.animal_id].append(row)
-    return {animal: pool(photos) for animal, photos in by_animal.items()}
 
 
 def pool(photos: list) -> PooledBreed:
@@ -203,18 +187,45 @@ def pool(photos: list) -> PooledBreed:
         confidence=round(ranked[0][1], 4) if ranked else 0.0,
         top_k=[{"breed": b, "confidence": round(c, 4)} for b, c in ranked],
         agreeing=[p.id for p in photos if p.breed == breed and breed is not None],
-        photos=len(photos),
     )
 
 
-def photo_counts(session: Session, animal_ids: list[int]) -> dict[int, int]:
-    return dict(
-        session.execute(
-            select(Image.animal_id, func.count())
-            .where(Image.animal_id.in_(animal_ids))
-            .group_by(Image.animal_id)
-        ).all()
-    )
+@dataclass(frozen=True)
+class AnimalView:
+    """An animal as a page shows it: its photos (``id``, ``path``, and the model's
+    ``breed``, ``confidence``, ``top_k``, all None until classified) and its pooled breed."""
+
+    animal: Animal
+    photos: list
+    pooled: PooledBreed | None
+
+
+def animal_views(
+    session: Session, animals: list[Animal], model_version_id: int | None
+) -> list[AnimalView]:
+    """Every photo of these animals with the model's answer, in one query."""
+    rows = session.execute(
+        select(
+            Image.animal_id, Image.id, Image.path, Prediction.breed, Prediction.confidence,
+            Prediction.top_k,
+        )
+        .outerjoin(
+            Prediction,
+            (Prediction.image_id == Image.id)
+            & (Prediction.model_version_id == model_version_id),
+        )
+        .where(Image.animal_id.in_([a.id for a in animals]))
+        .order_by(Image.id)
+    ).all()  # fmt: skip
+    by_animal: dict[int, list] = defaultdict(list)
+    for row in rows:
+        by_animal[row.animal_id].append(row)
+    views = []
+    for animal in animals:
+        photos = by_animal[animal.id]
+        classified = [p for p in photos if p.top_k is not None]
+        views.append(AnimalView(animal, photos, pool(classified) if classified else None))
+    return views
 
 
 class NoSuchPhotos(PawdexError):

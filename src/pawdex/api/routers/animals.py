@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pawdex.api.deps import ArchivistKey, RowId, SessionDep, found, require
@@ -20,17 +19,16 @@ from pawdex.api.schemas import (
     errors,
 )
 from pawdex.core.animals import (
+    animal_views,
     list_animals,
     merge_animals,
     move_photos,
     new_animal,
-    photo_counts,
-    pooled_breeds,
     update_animal,
 )
 from pawdex.core.cursors import cursor_row_id, decode_cursor, encode_cursor
 from pawdex.core.model_versions import active_version
-from pawdex.core.models import Animal, Image, Prediction, Role
+from pawdex.core.models import Animal, Role
 
 router = APIRouter(
     prefix="/v1/animals",
@@ -41,29 +39,12 @@ router = APIRouter(
 
 
 def _outs(session: Session, animals: list[Animal], with_photos: bool = False) -> list[AnimalOut]:
-    ids = [a.id for a in animals]
     version = active_version(session)
-    pooled = pooled_breeds(session, ids, version.id) if version else {}
-    counts = photo_counts(session, ids)
-    photos = session.execute(
-        select(Image.animal_id, Image.id, Image.path, Prediction.breed, Prediction.confidence)
-        .outerjoin(
-            Prediction,
-            (Prediction.image_id == Image.id)
-            & (Prediction.model_version_id == (version.id if version else None)),
-        )
-        .where(Image.animal_id.in_(ids))
-        .order_by(Image.id)
-    ).all()
-    by_animal: dict[int, list] = {}
-    for row in photos:
-        by_animal.setdefault(row.animal_id, []).append(row)
     outs = []
-    for animal in animals:
-        mine, pool = by_animal.get(animal.id, []), pooled.get(animal.id)
+    for view in animal_views(session, animals, version.id if version else None):
         listed = None
         if with_photos:
-            agreeing = set(pool.agreeing) if pool else set()
+            agreeing = set(view.pooled.agreeing) if view.pooled else set()
             listed = [
                 AnimalPhoto(
                     id=p.id,
@@ -73,10 +54,10 @@ def _outs(session: Session, animals: list[Animal], with_photos: bool = False) ->
                     confidence=p.confidence,
                     agrees=p.id in agreeing,
                 )
-                for p in mine
+                for p in view.photos
             ]
-        cover = mine[0].id if mine else None
-        outs.append(AnimalOut.of(animal, counts.get(animal.id, 0), pool, cover, listed))
+        cover = view.photos[0].id if view.photos else None
+        outs.append(AnimalOut.of(view.animal, len(view.photos), view.pooled, cover, listed))
     return outs
 
 
