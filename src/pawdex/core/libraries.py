@@ -14,7 +14,6 @@ import dataclasses
 import itertools
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -141,11 +140,12 @@ def library_files_count(session: Session, library_id: int) -> tuple[int, int]:
 
 
 def scan_entries(
-    job: Job, library_id: int, sessions: sessionmaker[Session], limits: ArchiveLimits
+    job: Job, sessions: sessionmaker[Session], limits: ArchiveLimits
 ) -> Iterator[ArchiveEntry]:
     """The library's new and changed files as entries, in a stable order; unchanged ones are
     marked seen by this scan (``seen_job_id``) and not read. A resumed scan finds what an
     earlier delivery committed unchanged, so it carries on where that one stopped."""
+    library_id = job.source[0]["library"]
     with sessions() as session:
         library = session.get(Library, library_id)
         if library is None:
@@ -155,8 +155,7 @@ def scan_entries(
         yield ArchiveEntry(index=0, name=root.name, data=None,
                            error="the library's folder is not there (unmounted?)")  # fmt: skip
         return
-    unbounded = dataclasses.replace(limits, max_members=sys.maxsize, max_total_bytes=sys.maxsize)
-    walk = Walk(unbounded, nested_message=NESTED_ARCHIVE)
+    walk = Walk(limits.in_place(), nested_message=NESTED_ARCHIVE)
     files = folder_files(root)
     while chunk := list(itertools.islice(files, STAT_CHUNK)):
         found: dict[str, tuple[str, Path, int, int]] = {}

@@ -78,7 +78,7 @@ def job_entries(job: Job, settings: Settings) -> Iterator[ArchiveEntry]:
     --local``, files, archives and folders read in place (``path``), never copied."""
     limits = ArchiveLimits.from_settings(settings)
     if job.kind == JobKind.scan:
-        yield from scan_entries(job, job.source[0]["library"], session_factory(settings), limits)
+        yield from scan_entries(job, session_factory(settings), limits)
         return
     sources = [(item["name"], _source_path(item, settings)) for item in job.source]
     if job.kind != JobKind.archive:

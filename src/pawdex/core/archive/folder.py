@@ -4,9 +4,7 @@ what it committed; symbolic links are not followed."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,5 +28,4 @@ def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
 def iter_folder(root: Path, limits: ArchiveLimits) -> Iterator[ArchiveEntry]:
     """Every file under ``root`` as an entry. The per-file size cap holds; the caps that
     exist for uploads (member count, total bytes) do not: a folder is read in place."""
-    unbounded = dataclasses.replace(limits, max_members=sys.maxsize, max_total_bytes=sys.maxsize)
-    return iter_single_files(folder_files(root), unbounded)
+    return iter_single_files(folder_files(root), limits.in_place())

@@ -3,6 +3,7 @@ counts members and bytes across an upload (loose photos use it directly)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +49,11 @@ class ArchiveLimits:
             max_total_bytes=settings.max_archive_total_bytes,
             max_ratio=settings.max_compression_ratio,
         )
+
+    def in_place(self) -> ArchiveLimits:
+        """For a folder read where it is: the per-file cap holds, the caps that exist for
+        uploads (member count, total bytes) do not."""
+        return replace(self, max_members=sys.maxsize, max_total_bytes=sys.maxsize)
 
     def for_archive(self, archive_bytes: int) -> ArchiveLimits:
         """The total cap for one archive: what the settings say, or twice the archive's own
