@@ -271,3 +271,15 @@ def test_the_sweeper_scans_libraries_on_schedule(client, roots):
     assert client.get(f"/v1/jobs/{second}").json()["done"] == 1
     assert len(_photos(client, "daily")) == 2
     assert client.get(f"/v1/libraries/{library['id']}").json()["last_job"]["id"] == second
+
+
+def test_a_broken_file_and_its_copy_are_read_once_not_at_every_scan(client, roots):
+    nas, _ = roots
+    broken = jpeg_bytes(seed=41)[:300]  # truncated: not a photo
+    _write(nas / "twins" / "a.jpg", broken)
+    _write(nas / "twins" / "b.jpg", broken)  # the same bytes: decoded once, failing once
+    library = client.post("/v1/libraries", json={"path": str(nas / "twins")}).json()
+    job = _scan(client, library["id"])
+    assert (job["total"], job["failed"]) == (2, 2)
+    job = _scan(client, library["id"])
+    assert (job["total"], job["message"]) == (0, "2 files unchanged since the last scan, 0 removed")

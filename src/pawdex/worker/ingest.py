@@ -364,13 +364,13 @@ def _commit_batch(run: Delivery, batch: list[ArchiveEntry], position: int) -> in
                 .values(stored_path=key)
             )  # fmt: skip
         for item in items:
-            if item.entry.in_place is not None and (item.entry.skipped or item.error):
-                in_place.append((item.entry.in_place, None))
+            source = first_seen.get(item.sha256) if item.sha256 else None
+            error = item.error or (source.error if source is not None else None)
+            if item.entry.in_place is not None and (item.entry.skipped or error):
+                in_place.append((item.entry.in_place, None))  # read, not a photo
             if item.entry.skipped is not None:
                 skipped += 1
                 continue
-            source = first_seen.get(item.sha256) if item.sha256 else None
-            error = item.error or (source.error if source is not None else None)
             if error is not None:
                 session.add(JobError(job_id=job_id, name=item.entry.name, error=error))
                 failed += 1
