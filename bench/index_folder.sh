@@ -3,18 +3,7 @@
 set -e
 cd "$(dirname "$0")/.."
 rm -rf /tmp/m10k && mkdir -p /tmp/m10k/folder /tmp/m10k/var /tmp/m10k/cache /tmp/m10k/tmp
-python3 - <<'PY'
-from pathlib import Path
-import os
-src = sorted(p for p in Path(os.environ.get("PAWDEX_PHOTOS_DIR", "../shared/photos")).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-out = Path("/tmp/m10k/folder")
-for i in range(10000):
-    p = src[i % len(src)]
-    d = out / f"year-{2015 + i % 10}" / f"A{100000 + i // 4}"
-    d.mkdir(parents=True, exist_ok=True)
-    # the same photo with a unique trailer: a distinct file (sha256) that still decodes
-    (d / f"{i:05d}{p.suffix}").write_bytes(p.read_bytes() + f"pawdex-{i}".encode())
-PY
+.venv/bin/python -m bench.shelter_folder /tmp/m10k/folder 10000
 du -sh /tmp/m10k/folder
 export PAWDEX_DATA_DIR=/tmp/m10k/var XDG_CACHE_HOME=/tmp/m10k/cache TMPDIR=/tmp/m10k/tmp
 .venv/bin/pawdex serve --port 8765 > /tmp/m10k/serve.log 2>&1 &

@@ -6,18 +6,7 @@ set -e
 cd "$(dirname "$0")/.."
 W=/tmp/lib10k
 rm -rf $W && mkdir -p $W/nas/library $W/var
-python3 - <<'PY'
-from pathlib import Path
-import os
-src = sorted(p for p in Path(os.environ.get("PAWDEX_PHOTOS_DIR", "../shared/photos")).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-out = Path("/tmp/lib10k/nas/library")
-for i in range(10000):
-    p = src[i % len(src)]
-    d = out / f"year-{2015 + i % 10}" / f"A{100000 + i // 4}"
-    d.mkdir(parents=True, exist_ok=True)
-    # the same photo with a unique trailer: a distinct file (sha256) that still decodes
-    (d / f"{i:05d}{p.suffix}").write_bytes(p.read_bytes() + f"pawdex-{i}".encode())
-PY
+.venv/bin/python -m bench.shelter_folder /tmp/lib10k/nas/library 10000
 export PAWDEX_DATA_DIR=$W/var PAWDEX_LIBRARY_ROOTS="[\"$W/nas\"]"
 .venv/bin/pawdex serve --port 8766 > $W/serve.log 2>&1 &
 SERVE=$!
