@@ -32,12 +32,18 @@ def free_port() -> int:
 
 
 def spawn(
-    args: Sequence[str], env: dict[str, str], log: Path, *, module: str = "pawdex"
+    args: Sequence[str],
+    env: dict[str, str],
+    log: Path,
+    *,
+    module: str = "pawdex",
+    prefix: Sequence[str] = (),
 ) -> subprocess.Popen:
-    """``python -m <module> <args>`` with its output in ``log``; dies with this process."""
+    """``python -m <module> <args>`` with its output in ``log``; dies with this process.
+    ``prefix``: a command it runs under (``ip netns exec <ns>``: another host, tests.netns)."""
     with log.open("w") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [*prefix, sys.executable, "-m", module, *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,5 @@
 """Does pooling several photos of one animal beat a single photo? Measured on the real photos.
+And when does one photo's answer deserve "uncertain between A and B"?
 
     python -m bench.pooling [--photos ../shared/photos] [--model lite1-imagenet-dogs]
 
@@ -11,6 +12,11 @@ Rules, each over the breed probabilities of the group's photos: one photo alone 
 top-1 accuracy of its members), mean of probabilities over the top 5 each (what pawdex
 stores and serves), mean of the full 120 probabilities, mean of log-probabilities
 (geometric mean), majority vote of top-1s (ties: the most confident).
+
+The margin tables: for each gap between a photo's top two breed probabilities, how many
+photos fall below it, how often their top-1 is wrong, how often the true breed is one of the
+two, and how often the top-1 is wrong above it (``PAWDEX_UNCERTAIN_MARGIN``); then the same
+for the pooled breed of the same-breed groups (an animal's "uncertain between A and B").
 """
 
 from __future__ import annotations
@@ -119,6 +125,27 @@ def main() -> None:
     print("|---|---|---|")
     for name in by_views:
         print(f"| {name} | {by_views[name]:.3f} | {by_breed_groups[name]:.3f} |")
+    print_margins(singles, torch.tensor([truth for _, truth in dogs]), "photos")
+    # An animal's breed is pooled the same way (the served rule): the same margin on its top 2.
+    pooled = torch.stack([top5_mean(g) for _, g in groups])
+    print_margins(pooled, torch.tensor([truth for truth, _ in groups]), "pooled groups")
+
+
+def print_margins(p: torch.Tensor, truth: torch.Tensor, what: str) -> None:
+    top2 = p.topk(2, dim=1)
+    gap = top2.values[:, 0] - top2.values[:, 1]
+    wrong = top2.indices[:, 0] != truth
+    in_two = (top2.indices == truth[:, None]).any(1)
+    print(f"\n| margin | {what} below (of {len(p)}) | top-1 wrong below | "
+          "true breed one of the two | top-1 wrong above |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for margin in (0.10, 0.15, 0.20):
+        below = gap < margin
+        n, above = int(below.sum()), ~below
+        print(
+            f"| {margin:.2f} | {n} | {wrong[below].float().mean().item():.0%} | "
+            f"{int(in_two[below].sum())} | {wrong[above].float().mean().item():.0%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -660,6 +660,22 @@ def job_animals(client: Any, job_id: str) -> list[dict]:
     return body["items"]
 
 
+def all_errors(client: Any, job: dict) -> list[dict]:
+    """Every per-file error of the job, paged through ``/v1/jobs/{id}/errors``; the job's
+    document holds the first of them, in the same order."""
+    errors, cursor = [], None
+    while True:
+        params = {"limit": 500} | ({"cursor": cursor} if cursor else {})
+        response = client.get(f"/v1/jobs/{job['id']}/errors", params=params)
+        assert response.status_code == 200, response.text
+        errors += response.json()["items"]
+        if not (cursor := response.json()["next_cursor"]):
+            break
+    assert job["errors"] == errors[: len(job["errors"])], (job["errors"], errors)
+    assert len(errors) == job["failed"], (len(errors), job["failed"])
+    return errors
+
+
 def check_job(client: Any, job: dict, samples: Sequence[Sample]) -> dict[str, dict]:
     """Assert that a finished job made of ``samples`` is what the corpus says, as a user sees
     it: one clear error per bad file under its name, every good photo indexed with its upright
@@ -671,8 +687,9 @@ def check_job(client: Any, job: dict, samples: Sequence[Sample]) -> dict[str, di
     duplicates = sum(s.expect == DUPLICATE for s in members)
     assert len(refused) == sum(s.expect == REFUSED for s in members), "two refusals, one name"
 
-    errors = {e["name"]: e["error"] for e in job["errors"]}
-    assert len(errors) == len(job["errors"]), f"two errors under one name: {job['errors']}"
+    listed = all_errors(client, job)
+    errors = {e["name"]: e["error"] for e in listed}
+    assert len(errors) == len(listed), f"two errors under one name: {listed}"
     assert set(errors) == set(refused), {
         "unexpected": {n: e for n, e in errors.items() if n not in refused},
         "missing": sorted(set(refused) - set(errors)),

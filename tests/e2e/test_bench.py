@@ -62,9 +62,11 @@ def test_bench_json_reports_every_figure(labelled_photos, pg_admin_url, tmp_path
     assert figures["ratio_e2e_vs_naive"] == pytest.approx(
         figures["e2e_img_s"] / figures["naive_img_s"], rel=1e-2, abs=1e-3
     )
-    assert figures["e2e_img_s"] == pytest.approx(
-        figures["photos"] / figures["e2e_seconds"], rel=2e-2
-    )
+    # e2e_seconds is rounded to the millisecond and e2e_img_s to 0.01: the rate lies between
+    # what the shortest and the longest unrounded duration give (a few photos take ~0.2 s).
+    photos, seconds = figures["photos"], figures["e2e_seconds"]
+    fastest, slowest = photos / (seconds - 0.0005), photos / (seconds + 0.0005)
+    assert slowest - 0.005 <= figures["e2e_img_s"] <= fastest + 0.005, figures
     assert figures["bare_img_s"] == max(figures["bare_by_batch"].values())
     assert set(figures["peak_rss_mb_by_worker"]) == {"ingest", "inference"}
     assert figures["peak_rss_mb"] == max(figures["peak_rss_mb_by_worker"].values())
@@ -88,12 +90,12 @@ def test_the_query_bench_seeds_rows_with_the_storage_layout(pg_admin_url, tmp_pa
     from pawdex.core.migrate import upgrade_to_head
     from pawdex.core.models import Image
     from pawdex.core.settings import Settings
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
 
     with temp_database(pg_admin_url) as url:
         settings = Settings(data_dir=tmp_path, database_url=url)
         upgrade_to_head(settings)
-        storage = Storage(settings.storage_dir)
+        storage = LocalStorage(settings.storage_dir)
         seed_catalog(url, 20, storage)
         with session_scope(settings) as session:
             images = session.scalars(select(Image)).all()

@@ -30,7 +30,7 @@ def patch_classify() -> None:
     real_model_input = classify.model_input
 
     def model_input(row, storage, resize_size):
-        data = storage.path(row.stored_path).read_bytes()
+        data = storage.read(row.stored_path)
         if POISON and POISON in data:
             os._exit(70)
         if HANG and HANG in data:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -29,20 +30,26 @@ def _wait(condition, what: str, timeout: float = 30) -> None:
 
 
 class PrivateRedis:
-    """``redis-server`` without persistence (as a default install runs): a restart is empty."""
+    """``redis-server`` without persistence (as a default install runs): a restart is empty.
 
-    def __init__(self, folder: Path) -> None:
+    ``host``: the address it listens on; ``prefix``: a command it runs under (e.g. ``ip netns
+    exec <ns>``, :mod:`tests.netns`)."""
+
+    def __init__(self, folder: Path, host: str = "127.0.0.1", prefix: Sequence[str] = ()) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             _unavailable("redis-server", FileNotFoundError("redis-server"))
         self.folder, self.port = folder, free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.host, self.prefix = host, list(prefix)
+        self.url = f"redis://{host}:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
+            [*self.prefix, self.binary, "--port", str(self.port), "--bind", self.host, "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder),
+             # bound to a private link's address (tests.netns): its hosts are its clients
+             "--protected-mode", "yes" if self.host == "127.0.0.1" else "no"],
             stdout=subprocess.DEVNULL,
             preexec_fn=die_with_parent,
         )  # fmt: skip
@@ -70,9 +77,10 @@ class PrivateRedis:
 
 class PrivatePostgres:
     """A throwaway cluster from ``initdb`` on a free port, run as the ``postgres`` user when
-    the tests run as root (PostgreSQL refuses root)."""
+    the tests run as root (PostgreSQL refuses root). ``host`` and ``prefix`` as for
+    :class:`PrivateRedis`."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", prefix: Sequence[str] = ()) -> None:
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not bins and not shutil.which("initdb"):
             _unavailable("initdb", FileNotFoundError("initdb"))
@@ -88,13 +96,18 @@ class PrivatePostgres:
              "-A", "trust", "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True,
         )  # fmt: skip
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.host, self.prefix = host, list(prefix)
+        if host != "127.0.0.1":  # initdb trusts loopback only; clients on the private link too
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
+        self.url = f"postgresql+psycopg://postgres@{host}:{self.port}/postgres"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [*self.as_user, str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.folder}",
+            [*self.prefix, *self.as_user, str(self.bin / "postgres"), "-D", str(self.data),
+             "-p", str(self.port), "-c", f"listen_addresses={self.host}",
+             "-c", f"unix_socket_directories={self.folder}",
              "-c", "fsync=off", "-c", "max_connections=200"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=die_with_parent, start_new_session=True,  # its own group: killed whole

@@ -44,6 +44,10 @@ def test_archive_upload_through_postgres_redis_and_a_worker(
 
         items = client.get("/v1/photos", params={"job_id": job["id"], "limit": 500}).json()["items"]
         breeds = client.get("/v1/breeds").json()
+        # What the database holds: one prediction per photo, none twice.
+        for model in (Image, JobImage, Prediction):
+            assert _count(pg_url, model) == len(photos)
+        _delete_restore_and_purge(client, job, pg_url, env)
 
     by_path = {a["path"]: a for a in items}
     assert set(by_path) == set(expected)
@@ -54,12 +58,36 @@ def test_archive_upload_through_postgres_redis_and_a_worker(
     assert sum(by_path[p]["species"] != "dog" for p in non_dogs) >= len(non_dogs) - 1
     assert sum(b["count"] for b in breeds) == sum(a["breed"] is not None for a in items)
 
-    # What the database holds: one prediction per photo, none twice.
+
+def _count(pg_url: str, model) -> int:
     engine = create_engine(pg_url)
     try:
         with engine.connect() as conn:
-            assert conn.scalar(select(func.count()).select_from(Image)) == len(photos)
-            assert conn.scalar(select(func.count()).select_from(JobImage)) == len(photos)
-            assert conn.scalar(select(func.count()).select_from(Prediction)) == len(photos)
+            return conn.scalar(select(func.count()).select_from(model))
     finally:
         engine.dispose()
+
+
+def _delete_restore_and_purge(client: httpx.Client, job: dict, pg_url: str, env: dict) -> None:
+    """The job to the trash and back, on PostgreSQL: predictions set aside and restored
+    (the breed tallies' triggers follow), then purged with the files."""
+    from pathlib import Path
+
+    photos = client.get("/v1/photos", params={"limit": 500}).json()["items"]
+    breeds = client.get("/v1/breeds").json()
+    deletion = client.delete(f"/v1/jobs/{job['id']}").json()
+    assert deletion["photos"] == len(photos)
+    assert client.get("/v1/photos").json()["items"] == []
+    assert client.get("/v1/breeds").json() == []
+    assert _count(pg_url, Prediction) == 0
+    assert client.post(f"/v1/trash/{deletion['id']}/restore").status_code == 200
+    assert client.get("/v1/photos", params={"limit": 500}).json()["items"] == photos
+    assert client.get("/v1/breeds").json() == breeds
+
+    storage = Path(env["PAWDEX_DATA_DIR"]) / "storage"
+    files = [p for p in storage.rglob("*") if p.is_file()]
+    assert len(files) >= 2 * len(photos)  # an original and a thumbnail each
+    deletion = client.delete(f"/v1/jobs/{job['id']}").json()
+    assert client.delete(f"/v1/trash/{deletion['id']}").status_code == 200
+    assert not any(p.exists() for p in files)
+    assert (_count(pg_url, Image), _count(pg_url, Prediction)) == (0, 0)

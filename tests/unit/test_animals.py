@@ -139,16 +139,33 @@ def a3_photo(client, animal: dict) -> int:
 def test_pooling_takes_the_mean_of_the_photos_probabilities():
     from types import SimpleNamespace as Row
 
+    dog = {"species": "dog", "species_confidence": 0.9}
     photos = [
         Row(id=1, breed="beagle", top_k=[{"breed": "beagle", "confidence": 0.5},
-                                         {"breed": "basset", "confidence": 0.4}]),
+                                         {"breed": "basset", "confidence": 0.4}], **dog),
         Row(id=2, breed="basset", top_k=[{"breed": "basset", "confidence": 0.45},
-                                         {"breed": "beagle", "confidence": 0.1}]),
-        Row(id=3, breed="basset", top_k=[{"breed": "basset", "confidence": 0.6}]),
+                                         {"breed": "beagle", "confidence": 0.1}], **dog),
+        Row(id=3, breed="basset", top_k=[{"breed": "basset", "confidence": 0.6}], **dog),
     ]  # fmt: skip
     pooled = pool(photos)
+    assert (pooled.species, pooled.species_confidence) == ("dog", 0.9)
     assert pooled.breed == "basset" and pooled.agreeing == [2, 3]
     assert pooled.confidence == round((0.4 + 0.45 + 0.6) / 3, 4)
+
+
+def test_an_animal_most_photos_say_is_a_cat_has_no_dog_breed():
+    from types import SimpleNamespace as Row
+
+    top = [{"breed": "chihuahua", "confidence": 0.2}]
+    photos = [
+        Row(id=1, species="cat", species_confidence=0.96, breed=None, top_k=top),
+        Row(id=2, species="cat", species_confidence=0.9, breed=None, top_k=top),
+        Row(id=3, species="dog", species_confidence=0.6, breed="chihuahua", top_k=top),
+    ]
+    pooled = pool(photos)
+    assert (pooled.species, pooled.breed, pooled.top_k) == ("cat", None, [])
+    assert pooled.species_confidence == round((0.96 + 0.9) / 3, 4)
+    assert pooled.agreeing == [1, 2]
 
 
 def test_a_photo_indexed_alone_joins_its_animal_when_a_grouped_upload_repeats_it(eager_client):

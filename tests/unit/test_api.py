@@ -61,6 +61,33 @@ def test_many_photos_with_a_bad_one_is_partial(eager_client):
     assert all(e["error"] for e in job["errors"])
 
 
+def test_a_job_with_thousands_of_bad_files_answers_its_first_errors_and_pages_the_rest(
+    eager_client, tmp_path
+):
+    bad = {f"scans/page-{i:03}.jpg": b"scanned text, not a photo %d\n" % i for i in range(45)}
+    job = _upload_zip(eager_client, tmp_path, {"rex.jpg": jpeg_bytes(seed=7), **bad})
+    assert (job["status"], job["done"], job["failed"]) == ("partial", 1, 45)
+    assert len(job["errors"]) == 20  # the document stays small, however many files failed
+
+    pages, cursor = [], None
+    while True:
+        params = {"limit": 20} | ({"cursor": cursor} if cursor else {})
+        page = eager_client.get(f"/v1/jobs/{job['id']}/errors", params=params).json()
+        pages.append(page["items"])
+        if not (cursor := page["next_cursor"]):
+            break
+    assert [len(p) for p in pages] == [20, 20, 5]
+    listed = [e for p in pages for e in p]
+    assert {e["name"] for e in listed} == set(bad)  # each bad file once, none left out
+    assert all("not an image" in e["error"] or "not a photo" in e["error"] for e in listed)
+    assert pages[0] == job["errors"]  # the document's errors are the first page
+
+    listed_jobs = eager_client.get("/v1/jobs").json()["items"]
+    assert [j["errors"] for j in listed_jobs if j["id"] == job["id"]] == [job["errors"]]
+    assert eager_client.get(f"/v1/jobs/{job['id']}/errors?cursor=nonsense").status_code == 400
+    assert eager_client.get("/v1/jobs/no-such-job/errors").status_code == 404
+
+
 def test_archive_keeps_folders_dedupes_and_reports_errors(eager_client, tmp_path):
     same = jpeg_bytes(seed=3)
     job = _upload_zip(eager_client, tmp_path, {
@@ -292,6 +319,23 @@ def test_jobs_list_and_health(eager_client):
     assert ready.status_code == 200 and ready.json()["database"] == "ok"
     assert eager_client.get("/docs").status_code == 200
     assert "/v1/photos" in eager_client.get("/openapi.json").json()["paths"]
+
+
+def test_readiness_fails_when_the_storage_folder_cannot_be_written(eager_client, embedded_settings):
+    assert eager_client.get("/readyz").json()["storage"] == "ok"
+    storage = embedded_settings.storage_dir
+    stored = storage.rename(storage.with_name("storage.moved")) if storage.exists() else None
+    storage.write_bytes(b"")  # a mount gone wrong: a file where the folder was
+    try:
+        ready = eager_client.get("/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json() == {"status": "unavailable", "database": "ok", "broker": "ok",
+                                "storage": "error: NotADirectoryError"}  # fmt: skip
+    finally:
+        storage.unlink()
+        if stored is not None:
+            stored.rename(storage)
+    assert eager_client.get("/readyz").status_code == 200
 
 
 def test_check_tells_which_files_the_archive_already_has(eager_client):

@@ -289,8 +289,10 @@ def test_the_label_schema_declares_what_validation_accepts(eager_client):
     dog, other = label["oneOf"]
     assert dog["properties"]["species"] == {"const": "dog"}
     assert "beagle" in dog["properties"]["breed"]["enum"]
-    assert len(dog["properties"]["breed"]["enum"]) == 120
+    assert len(dog["properties"]["breed"]["enum"]) == 121  # the 120, or none: "unknown"
     assert other["properties"]["breed"] == {"type": "null"}
+    assert other["properties"]["breeds"] == {"maxItems": 0}
+    assert label["properties"]["breeds"]["maxItems"] == 3
 
 
 # --- offline /docs ------------------------------------------------------------------------
@@ -381,3 +383,18 @@ def test_a_generated_python_client_uploads_a_photo(eager_client, embedded_settin
         )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.split() == ["succeeded", "1", "1", "0"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs"),
+    [
+        ("GET", "/v1/photos", {"params": {"indexed_before": "0.5"}}),
+        ("GET", "/v1/animals", {"params": {"intake_before": "0"}}),
+        ("POST", "/v1/animals", {"json": {"photo_ids": [1], "intake_date": 0}}),
+    ],
+)
+def test_a_number_is_not_a_date(eager_client_before_any_worker, method, path, kwargs):
+    """The document says ISO text; pydantic alone would read 0 as 1970-01-01."""
+    answer = eager_client_before_any_worker.request(method, path, **kwargs)
+    assert answer.status_code == 422, answer.text
+    assert "ISO date" in answer.json()["detail"][0]["msg"]

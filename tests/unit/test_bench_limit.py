@@ -13,13 +13,13 @@ def test_the_limit_pipeline_stores_and_classifies_every_photo_as_the_service_doe
     from bench.run import _pipeline
     from pawdex.core.imaging import sha256_bytes
     from pawdex.core.settings import Settings
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
 
     photos = {
         f"shelter/{i}.jpg": jpeg_bytes(width=640, height=480, seed=900 + i) for i in range(11)
     }
     archive = make_zip(tmp_path / "photos.zip", photos)
-    storage = Storage(tmp_path / "storage")
+    storage = LocalStorage(tmp_path / "storage")
 
     count = _pipeline(classifier, archive, Settings(data_dir=tmp_path), storage, threads=2)
 
@@ -33,9 +33,11 @@ def test_the_limit_pipeline_stores_and_classifies_every_photo_as_the_service_doe
 def test_the_limit_pipeline_stops_at_a_photo_the_service_refuses(tmp_path, classifier):
     from bench.run import BenchError, _pipeline
     from pawdex.core.settings import Settings
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
 
     entries = {"a.jpg": jpeg_bytes(seed=1), "b.jpg": b"not a photo at all"}
     archive = make_zip(tmp_path / "photos.zip", entries)
     with pytest.raises(BenchError, match=r"photos\.zip: b\.jpg: not an image"):
-        _pipeline(classifier, archive, Settings(data_dir=tmp_path), Storage(tmp_path), threads=2)
+        _pipeline(
+            classifier, archive, Settings(data_dir=tmp_path), LocalStorage(tmp_path), threads=2
+        )

@@ -29,3 +29,17 @@ def test_gpu_worker_reserves_a_gpu_and_serves_inference():
     assert devices[0]["capabilities"] == ["gpu"]
     assert "inference" in gpu["command"]
     assert gpu["environment"]["PAWDEX_DEVICE"] == "cuda"
+
+
+def test_stored_photos_are_objects_in_minio_whose_bucket_migrate_creates():
+    services = COMPOSE["services"]
+    minio = services["minio"]
+    assert minio["image"].startswith("minio/minio")
+    for name in ("migrate", "api", "worker-gpu", "worker-cpu"):
+        env = services[name]["environment"]
+        assert env["PAWDEX_STORAGE_URL"].startswith("s3://"), name
+        assert env["PAWDEX_S3_ENDPOINT_URL"] == "http://minio:9000", name
+        assert env["AWS_ACCESS_KEY_ID"] == minio["environment"]["MINIO_ROOT_USER"], name
+        assert env["AWS_SECRET_ACCESS_KEY"] == minio["environment"]["MINIO_ROOT_PASSWORD"], name
+    assert services["migrate"]["command"] == ["pawdex", "migrate"]  # it creates the bucket
+    assert services["migrate"]["depends_on"]["minio"]["condition"] == "service_healthy"

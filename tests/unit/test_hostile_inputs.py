@@ -28,6 +28,7 @@ from tests.hostile import (
     RED_CORNER,
     ArchiveCase,
     Sample,
+    all_errors,
     archive_cases,
     check_job,
     job_animals,
@@ -145,10 +146,11 @@ def test_an_archive_that_fails_as_a_whole_says_why_never_500(eager_client, case:
     assert job["total"] == job["done"] + job["duplicates"] + job["failed"]
     indexed = job_animals(eager_client, job["id"])
     low, high = case.indexed
-    assert low <= len(indexed) <= high, (len(indexed), job["errors"])
+    errors = all_errors(eager_client, job)
+    assert low <= len(indexed) <= high, (len(indexed), errors)
     if case.error:
-        named = [e for e in job["errors"] if case.error in e["error"].lower()]
-        assert len(named) == 1, job["errors"]
+        named = [e for e in errors if case.error in e["error"].lower()]
+        assert len(named) == 1, errors
         if case.error_name is not None:
             assert named[0]["name"] == case.error_name
 

@@ -283,3 +283,39 @@ def test_a_broken_file_and_its_copy_are_read_once_not_at_every_scan(client, root
     assert (job["total"], job["failed"]) == (2, 2)
     job = _scan(client, library["id"])
     assert (job["total"], job["message"]) == (0, "2 files unchanged since the last scan, 0 removed")
+
+
+def test_a_deleted_library_goes_to_the_trash_with_the_photos_only_it_holds(client, roots):
+    nas, _ = roots
+    shared = jpeg_bytes(seed=21)
+    files = [
+        _write(nas / "shelf" / "own.jpg", jpeg_bytes(seed=20)),
+        _write(nas / "shelf" / "up.jpg", shared),
+    ]
+    library = client.post("/v1/libraries", json={"path": str(nas / "shelf")}).json()
+    _scan(client, library["id"])
+    uploaded = client.post("/v1/images", files={"file": ("up.jpg", shared, "image/jpeg")})
+    assert uploaded.status_code == 202
+    photos = _photos(client, "shelf")
+    thumbnail = client.get(f"/v1/images/{photos['shelf/own.jpg']['id']}/thumbnail")
+    assert thumbnail.status_code == 200
+
+    deleted = client.delete(f"/v1/libraries/{library['id']}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["photos"] == 1  # the uploaded one stays: the upload holds it
+    assert set(_photos(client, "shelf")) == {"shelf/up.jpg"}
+    assert client.get(f"/v1/libraries/{library['id']}").status_code == 404
+    assert client.post(f"/v1/libraries/{library['id']}/scan").status_code == 404
+    again = client.post("/v1/libraries", json={"path": str(nas / "shelf")})
+    assert again.status_code == 400 and "in the trash" in again.json()["detail"]
+
+    assert client.post(f"/v1/trash/{deleted.json()['id']}/restore").status_code == 200
+    assert set(_photos(client, "shelf")) == {"shelf/own.jpg", "shelf/up.jpg"}
+    assert client.get(f"/v1/libraries/{library['id']}").status_code == 200
+
+    deletion = client.delete(f"/v1/libraries/{library['id']}").json()
+    assert client.delete(f"/v1/trash/{deletion['id']}").status_code == 200
+    assert set(_photos(client, "shelf")) == {"shelf/up.jpg"}
+    assert all(f.exists() for f in files)  # the folder itself is never touched
+    registered = client.post("/v1/libraries", json={"path": str(nas / "shelf")})
+    assert registered.status_code == 201, registered.text

@@ -1,5 +1,7 @@
 """The ORM models and the Alembic head describe the same schema."""
 
+import json
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -132,3 +134,90 @@ def test_photos_indexed_before_animals_are_each_their_own_animal(embedded_settin
         assert [tuple(r) for r in rows] == [(3, 3), (7, 7)]
         conn.execute(text("INSERT INTO animals (created_at) VALUES ('2026-01-02')"))
         assert conn.execute(text("SELECT max(id) FROM animals")).scalar() == 8
+
+
+def test_breed_candidates_are_backfilled_from_top_k_and_kept_by_the_triggers(embedded_settings):
+    from alembic import command
+    from sqlalchemy import text
+
+    from pawdex.core.migrate import alembic_config
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "0015")
+    engine = get_engine(embedded_settings)
+    top_k = '[{"breed": "pug", "confidence": 0.7}, {"breed": "beagle", "confidence": 0.2}]'
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (id, version, name, active, details,"
+                " created_at) VALUES (1, 'm@1', 'm', 1, '{}', '2026-01-01')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO images (id, sha256, filename, path, format, size_bytes,"
+                " width, height, stored_path, created_at) VALUES (5, :sha, 'r.jpg',"
+                " 'a/r.jpg', 'JPEG', 1, 1, 1, 'k', '2026-01-01')"
+            ),
+            {"sha": "5" * 64},
+        )
+        conn.execute(text("INSERT INTO predictions (id, image_id, model_version_id, species,"
+                          " breed, confidence, species_confidence, top_k, created_at,"
+                          " catalog_species, catalog_breed, labelled) VALUES (9, 5, 1, 'dog',"
+                          " 'pug', 0.7, 0.99, :top_k, '2026-01-01', 'dog', 'pug', 0)"),
+                     {"top_k": top_k})  # fmt: skip
+    command.upgrade(config, "head")
+
+    def candidates(conn) -> list[tuple]:
+        rows = conn.execute(
+            text(
+                "SELECT prediction_id, breed, model_version_id, image_id,"
+                " confidence FROM breed_candidates ORDER BY confidence DESC"
+            )
+        )
+        return [tuple(r) for r in rows]
+
+    with engine.begin() as conn:
+        assert candidates(conn) == [(9, "pug", 1, 5, 0.7), (9, "beagle", 1, 5, 0.2)]
+        # A reindex rewrites top_k: the candidates follow; a label's update leaves them.
+        conn.execute(
+            text(
+                """UPDATE predictions SET top_k = '[{"breed": "chow", """
+                """"confidence": 0.9}]' WHERE id = 9"""
+            )
+        )
+        conn.execute(text("UPDATE predictions SET catalog_breed = 'chow' WHERE id = 9"))
+        assert candidates(conn) == [(9, "chow", 1, 5, 0.9)]
+        conn.execute(text("DELETE FROM predictions WHERE id = 9"))
+        assert candidates(conn) == []
+
+
+def test_labels_from_before_mixes_name_their_one_breed(embedded_settings):
+    """0015 gives each earlier dog label its breed as the list of parents, no mix."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from pawdex.core.migrate import alembic_config
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "0014")
+    engine = get_engine(embedded_settings)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width,"
+                 " height, stored_path, created_at) VALUES (1, :sha, 'a.jpg', 'a.jpg', 'JPEG',"
+                 " 1, 1, 1, 'x', '2026-01-01')"),
+            {"sha": "1" * 64},
+        )  # fmt: skip
+        for species, breed in [("dog", "beagle"), ("cat", None)]:
+            conn.execute(
+                text("INSERT INTO labels (image_id, species, breed, key_name, current,"
+                     " created_at) VALUES (1, :s, :b, 'k', 0, '2026-01-01')"),
+                {"s": species, "b": breed},
+            )  # fmt: skip
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT species, breeds, mix FROM labels ORDER BY id")).all()
+    assert [(s, json.loads(b), bool(m)) for s, b, m in rows] == [
+        ("dog", ["beagle"], False), ("cat", [], False),
+    ]  # fmt: skip

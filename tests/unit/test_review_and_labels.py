@@ -100,7 +100,9 @@ def test_not_a_dog_then_confirm_keeps_every_verdict_and_shows_the_newest(
     ("body", "message"),
     [
         ({"species": "dog", "breed": "unicorn"}, "unknown breed"),
-        ({"species": "dog"}, "unknown breed"),
+        ({"species": "dog", "breeds": ["unicorn"]}, "unknown breed"),  # {"species": "dog"}: unknown
+        ({"species": "dog", "breed": "pug", "breeds": ["beagle"]}, "not the first of breeds"),
+        ({"species": "cat", "mix": True}, "a cat has no breed"),
         ({"species": "cat", "breed": "beagle"}, "a cat has no breed"),
         ({"species": "hamster"}, "unknown species"),
     ],
@@ -153,7 +155,7 @@ def test_labels_export_as_csv_and_as_an_image_folder_for_training(
     eager_client, embedded_settings, indexed, tmp_path
 ):
     from pawdex.core.labels import export_image_folder
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
 
     headers = archivist(eager_client, embedded_settings)
     dog = next(a for a in indexed if a["species"] == "dog")
@@ -171,7 +173,7 @@ def test_labels_export_as_csv_and_as_an_image_folder_for_training(
     }  # fmt: skip
     with session_scope(embedded_settings) as session:
         counts = export_image_folder(
-            session, Storage(embedded_settings.storage_dir), tmp_path / "train"
+            session, LocalStorage(embedded_settings.storage_dir), tmp_path / "train"
         )
     assert counts == {"beagle": 1, "_not_a_dog": 1}
     (photo,) = (tmp_path / "train" / "beagle").iterdir()

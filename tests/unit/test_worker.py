@@ -102,7 +102,7 @@ def _ingested_job(settings, photos: dict[str, bytes]) -> tuple[str, list[int]]:
 
 
 def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, served_model):
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
     from pawdex.worker.classify import classify_images
 
     job_id, ids = _ingested_job(
@@ -111,7 +111,7 @@ def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, s
     with session_scope(embedded_settings) as s:
         assert _job(s, job_id).status == "running"
         stored = s.get(Image, ids[0]).stored_path
-    Storage(embedded_settings.storage_dir).path(stored).write_bytes(b"disk corruption")
+    LocalStorage(embedded_settings.storage_dir).path(stored).write_bytes(b"disk corruption")
 
     classify_images(job_id, ids, embedded_settings)
     classify_images(job_id, ids, embedded_settings)  # redelivered: nothing counted twice
@@ -144,10 +144,10 @@ def test_model_input_is_the_thumbnail_when_it_covers_the_model_resize(tmp_path):
     from PIL import Image as PILImage
 
     from pawdex.core.imaging import make_thumbnail
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
     from pawdex.worker.classify import model_input
 
-    storage = Storage(tmp_path)
+    storage = LocalStorage(tmp_path)
     original = jpeg_bytes(width=1600, height=1200, seed=500)
     big = make_thumbnail(PILImage.open(io.BytesIO(original)).convert("RGB"), 256)
     storage.put("thumbs/big.jpg", big)
@@ -168,7 +168,7 @@ def test_classify_reads_thumbnails_and_never_opens_an_original(tmp_path, monkeyp
     ingest, and the inference worker reads only thumbnails."""
     from PIL import Image as PILImage
 
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
     from pawdex.worker import classify
     from pawdex.worker.model_cache import preload
     from tests.conftest import _eager_client, embedded_settings_at
@@ -185,7 +185,7 @@ def test_classify_reads_thumbnails_and_never_opens_an_original(tmp_path, monkeyp
             job_id = client.post("/v1/images", files=files).json()["job_id"]
             job = _job(session, job_id)
             thumbs = session.scalars(select(Image.thumbnail_path)).all()
-        storage = Storage(s.storage_dir)
+        storage = LocalStorage(s.storage_dir)
         sizes = [PILImage.open(storage.path(t)).size for t in thumbs]
     assert (job.status, job.done, job.failed) == ("succeeded", 3, 0)
     assert all(min(size) == classifier.preset.resize_size for size in sizes), sizes
@@ -222,14 +222,14 @@ def test_the_forward_of_a_chunk_overlaps_the_decoding_of_the_next(
     every readable photo."""
     import threading
 
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import LocalStorage
     from pawdex.worker import classify
     from pawdex.worker.model_cache import active_classifier
 
     job_id, ids = _ingested_job(
         embedded_settings, {f"{i}.jpg": jpeg_bytes(seed=800 + i) for i in range(6)}
     )
-    storage = Storage(embedded_settings.storage_dir)
+    storage = LocalStorage(embedded_settings.storage_dir)
     with session_scope(embedded_settings) as s:
         broken = s.get(Image, ids[1])
         for key in (broken.stored_path, broken.thumbnail_path):

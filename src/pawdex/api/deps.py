@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, TypeVar
 
@@ -17,10 +18,12 @@ from fastapi.security import (
     HTTPAuthorizationCredentials,
     HTTPBearer,
 )
+from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
+from pawdex.core.breeds import UnknownBreed, resolve_breed
 from pawdex.core.cursors import MAX_ROW_ID
 from pawdex.core.db import session_factory
 from pawdex.core.keys import find_active_key
@@ -49,6 +52,49 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 # Database integers are 32-bit: a larger id is simply not found, never a database error.
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="Numeric id")]
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """A date or date-time as typed, in UTC (without a zone: UTC); a zone that would carry it
+    past year 1 or 9999 leaves it at that end of time rather than failing."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def iso_text(value: object) -> object:
+    """Only ISO text (``2024-03-18``, ``2024-03-18T09:30:00+02:00``) is a date: pydantic
+    would also read ``0`` or ``0.5`` as seconds since 1970, which the document does not
+    allow (a client sending a number has a bug worth a 422)."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("give an ISO date (YYYY-MM-DD) or date-time")
+    return value
+
+
+# A query parameter's ISO date (midnight UTC) or date-time.
+UtcMoment = Annotated[datetime, BeforeValidator(iso_text), AfterValidator(_in_utc)]
+# A date as ISO text (query parameter or body).
+IsoDate = Annotated[date, BeforeValidator(iso_text)]
+
+
+def known_breed(typed: str, parameter: str) -> str:
+    """The class ``typed`` names; else a 422 shaped as any invalid parameter's, its message
+    listing what the name could mean."""
+    try:
+        return resolve_breed(typed)
+    except UnknownBreed as exc:
+        problem = {"type": "unknown_breed", "loc": ("query", parameter), "msg": str(exc),
+                   "input": typed}  # fmt: skip
+        raise RequestValidationError([problem]) from None
+
 
 T = TypeVar("T")
 

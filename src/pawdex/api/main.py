@@ -32,20 +32,25 @@ from pawdex.api.routers import (
     files,
     health,
     jobs,
+    keys,
     libraries,
     photos,
     resumable,
     session,
+    trash,
     ui,
     uploads,
 )
+from pawdex.core.animal_import import InvalidAnimalRows
 from pawdex.core.animals import AnimalConflict, InvalidGrouping, NoSuchPhotos
 from pawdex.core.errors import InvalidCursor, InvalidQuery, PawdexError, UnsupportedArchive
 from pawdex.core.jobs import JobConflict
+from pawdex.core.keys import KeyRevocationRefused
 from pawdex.core.labels import InvalidLabel
 from pawdex.core.libraries import LibraryRefused, OriginalUnavailable
 from pawdex.core.resumable import UploadIncomplete
 from pawdex.core.settings import Settings, get_settings
+from pawdex.core.trash import NothingToDelete, NotYours
 from pawdex.core.uploads import BrokerUnavailable, UploadTooLarge
 
 ERROR_STATUS: dict[type[PawdexError], int] = {
@@ -59,9 +64,13 @@ ERROR_STATUS: dict[type[PawdexError], int] = {
     OriginalUnavailable: 404,
     LibraryRefused: 400,
     InvalidGrouping: 400,
+    InvalidAnimalRows: 400,
     AnimalConflict: 409,
     NoSuchPhotos: 404,
+    NotYours: 403,
+    NothingToDelete: 404,
     UploadIncomplete: 409,
+    KeyRevocationRefused: 409,
 }
 
 # A database or broker outage (or a saturated connection pool) is answered 503 with this
@@ -203,7 +212,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         uploads.router, jobs.router, photos.router, files.router, health.router,
-        session.router, admin.router, libraries.router, animals.router,
+        session.router, admin.router, libraries.router, animals.router, keys.router,
+        trash.router,
     ):  # fmt: skip
         app.include_router(router)
     resumable.add_resumable_uploads(app, settings)  # tus 1.0, and the job route

@@ -31,12 +31,16 @@ def _logging(level: str = "INFO") -> None:
 
 @app.command()
 def migrate() -> None:
-    """Create or upgrade the database schema to the newest revision."""
+    """Create or upgrade the database schema to the newest revision; with object storage
+    (`PAWDEX_STORAGE_URL=s3://…`), create its bucket if it is missing."""
     from pawdex.core.migrate import upgrade_to_head
+    from pawdex.core.storage import prepare_storage
 
     settings = get_settings()
     upgrade_to_head(settings)
     typer.echo(f"database at head: {settings.resolved_database_url.split('@')[-1]}")
+    if bucket := prepare_storage(settings):
+        typer.echo(bucket)
 
 
 EMBEDDED_QUEUES = ("ingest", "inference")
@@ -122,15 +126,48 @@ def labels_export(
     ``_not_a_dog``) plus ``labels.csv``: a tree ``pawdex train`` can learn from."""
     from pawdex.core.db import session_scope
     from pawdex.core.labels import export_image_folder
-    from pawdex.core.storage import Storage
+    from pawdex.core.storage import open_storage
 
     settings = get_settings()
     with session_scope(settings) as session:
-        counts = export_image_folder(session, Storage(settings.storage_dir), out)
+        counts = export_image_folder(session, open_storage(settings), out)
     total = sum(counts.values())
     typer.echo(f"{total} labelled photos in {len(counts)} folders under {out}")
     for folder, n in sorted(counts.items()):
         typer.echo(f"  {folder}: {n}")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Annotated[Path, typer.Argument(dir_okay=False, exists=True, help="A labels CSV.")],
+) -> None:
+    """Apply a labels CSV (``GET /v1/labels``'s columns, e.g. edited in a spreadsheet): rows
+    found by image_id, else sha256; the bad ones are listed, the good ones apply."""
+    import getpass
+    from dataclasses import dataclass
+
+    from pawdex.core.db import session_scope
+    from pawdex.core.label_import import import_labels, read_labels_csv
+    from pawdex.core.labels import InvalidLabel
+
+    @dataclass(frozen=True)
+    class CommandLine:
+        id: None = None
+        name: str = f"cli ({getpass.getuser()})"
+
+    try:
+        rows, unread = read_labels_csv(file.read_text(encoding="utf-8-sig"), max_rows=None)
+    except (InvalidLabel, UnicodeDecodeError) as exc:
+        typer.echo(f"{file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with session_scope(get_settings()) as session:
+        result = import_labels(session, rows, CommandLine())
+    errors = sorted(unread + result.errors)
+    typer.echo(f"{result.applied} photos labelled, {len(errors)} rows refused")
+    for row, reason in errors:
+        typer.echo(f"  row {row}: {reason}", err=True)
+    if errors:
+        raise typer.Exit(1)
 
 
 @keys_app.command("create")
@@ -194,8 +231,10 @@ def serve(
     settings = get_settings()
     if migrate_first:
         from pawdex.core.migrate import upgrade_to_head
+        from pawdex.core.storage import prepare_storage
 
         upgrade_to_head(settings)
+        prepare_storage(settings)
     created_admin_key = _bootstrap_admin_key(settings)
     _sweep_spool(settings)
     workers = {q: _embedded_worker(q) for q in EMBEDDED_QUEUES} if embedded_worker else {}

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pawdex.core.db import session_scope
-from pawdex.core.jobs import job_with_errors
-from pawdex.core.models import FINISHED_STATUSES, Job
+from pawdex.core.jobs import first_errors, live_job
+from pawdex.core.models import FINISHED_STATUSES, Job, JobError
 from pawdex.core.settings import Settings
 
 if TYPE_CHECKING:  # the caller brings its client: this module never needs httpx itself
@@ -77,11 +77,12 @@ def read_job(settings: Settings, job_id: str) -> dict:
     """The job's document read from the database, as ``GET /v1/jobs/{id}`` would tell it:
     for the commands that work without a server (``index --local``, ``reindex``)."""
     with session_scope(settings) as session:
-        return job_document(job_with_errors(session, job_id))
+        job = live_job(session, job_id)
+        return job_document(job, first_errors(session, [job_id])[job_id])
 
 
-def job_document(job: Job) -> dict:
-    """A job row (errors loaded) as a plain document: its counts, status and file errors."""
+def job_document(job: Job, errors: list[JobError]) -> dict:
+    """A job row as a plain document: its counts, status and first file errors."""
     return {
         "id": job.id,
         "name": job.name,
@@ -93,5 +94,5 @@ def job_document(job: Job) -> dict:
         "duplicates": job.duplicates,
         "skipped": job.skipped,
         "message": job.message,
-        "errors": [{"name": e.name, "error": e.error} for e in job.errors],
+        "errors": [{"name": e.name, "error": e.error} for e in errors],
     }

@@ -61,10 +61,11 @@ def summarise(docs: list[dict]) -> bool:
                       str(d["duplicates"]), str(d.get("skipped", 0)), str(d["failed"]))  # fmt: skip
     console.print(table)
     for d in docs:
-        for err in d["errors"][:50]:
+        for err in d["errors"]:  # the job's first ones
             console.print(f"[red]{err['name']}[/red]: {err['error']}")
-        if len(d["errors"]) > 50:
-            console.print(f"… and {len(d['errors']) - 50} more errors in job {d['id']}")
+        if (more := d["failed"] - len(d["errors"])) > 0:
+            console.print(f"… and {more} more errors in job {d['id']} "
+                          f"(GET /v1/jobs/{d['id']}/errors, or the job's page)")  # fmt: skip
     return all(d["status"] in {JobStatus.succeeded, JobStatus.partial} for d in docs)
 
 
@@ -164,11 +165,13 @@ def index_local(paths: list[Path], settings: Settings) -> bool:
     from pawdex.core.migrate import upgrade_to_head
     from pawdex.core.models import JobKind
     from pawdex.core.queue import get_celery
+    from pawdex.core.storage import prepare_storage
     from pawdex.core.uploads import record_in_place
     from pawdex.worker.ingest import ingest_job
     from pawdex.worker.model_cache import preload
 
     upgrade_to_head(settings)
+    prepare_storage(settings)  # as `pawdex migrate`: object storage's bucket
     settings.ensure_dirs()
     preload(settings)  # this process is the worker: it registers the model it serves
     celery = get_celery(settings)

@@ -17,18 +17,22 @@ merge, split and move photos between animals.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
+from types import EllipsisType
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import Select, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from pawdex.core.db import count_capped, escape_like
 from pawdex.core.errors import PawdexError
 from pawdex.core.jobs import insert_ignoring_conflicts
-from pawdex.core.models import Animal, Image, Prediction
+from pawdex.core.models import Animal, Image, Label, Prediction
 
 KEY_MAX = 64  # animals.external_id
+ANIMAL_NAME_MAX = 200  # animals.name
 
 
 class InvalidGrouping(PawdexError):
@@ -126,6 +130,13 @@ def assign_animals(
             ).all()
         )
         _set_animal(session, [(i, ids[key]) for key, images in keyed.items() for i in images])
+        # An animal in the trash whose id comes with new photos is back (its trashed photos
+        # stay in the trash).
+        session.execute(
+            update(Animal)
+            .where(Animal.id.in_(ids.values()), Animal.deletion_id.isnot(None))
+            .values(deletion_id=None)
+        )
         drop_empty_animals(session, anonymous.values())
     if alone:
         created = session.scalars(
@@ -146,7 +157,11 @@ def move_photos(session: Session, animal_id: int, image_ids: list[int]) -> list[
     """Move photos to ``animal_id``; animals left without photos are deleted. Returns the
     ids of the photos that exist."""
     previous = dict(
-        session.execute(select(Image.id, Image.animal_id).where(Image.id.in_(image_ids))).all()
+        session.execute(
+            select(Image.id, Image.animal_id).where(
+                Image.id.in_(image_ids), Image.deletion_id.is_(None)
+            )
+        ).all()
     )
     session.execute(update(Image).where(Image.id.in_(previous)).values(animal_id=animal_id))
     drop_empty_animals(session, previous.values())
@@ -164,18 +179,28 @@ def drop_empty_animals(session: Session, candidates: Iterable[int | None]) -> No
 
 @dataclass(frozen=True)
 class PooledBreed:
-    """The animal's breed from all its photos: the mean of their probabilities (of the
-    model's top 5 each; a breed outside a photo's top 5 counts 0 for it)."""
+    """The animal's species, and a dog's breed, from all its photos. The species most of
+    them show (a tie goes to dog), with the mean of its probability over the photos (0 where
+    a photo says another species); a dog's breed is the mean of the photos' breed
+    probabilities (of the model's top 5 each; a breed outside a photo's top 5 counts 0)."""
 
-    breed: str | None
+    species: str
+    species_confidence: float
+    breed: str | None  # None unless a dog
     confidence: float
     top_k: list[dict]
-    agreeing: list[int]  # photos whose own top breed is the pooled one
+    agreeing: list[int]  # photos whose own answer (breed, or species if not a dog) is the animal's
 
 
 def pool(photos: list) -> PooledBreed:
-    """``photos``: rows with ``id``, ``breed`` (the photo's top breed or None: not a dog)
-    and ``top_k`` (``[{"breed", "confidence"}]``)."""
+    """``photos``: rows with ``id``, ``species``, ``species_confidence``, ``breed`` (the
+    photo's top breed or None: not a dog) and ``top_k`` (``[{"breed", "confidence"}]``)."""
+    votes = Counter(p.species for p in photos)
+    species = max(votes, key=lambda s: (votes[s], s == "dog"))
+    sure = sum(p.species_confidence for p in photos if p.species == species) / len(photos)
+    if species != "dog":  # a cat's breed among 120 dog breeds means nothing
+        agreeing = [p.id for p in photos if p.species == species]
+        return PooledBreed(species, round(sure, 4), None, 0.0, [], agreeing)
     total: dict[str, float] = defaultdict(float)
     for photo in photos:
         for item in photo.top_k:
@@ -183,6 +208,8 @@ def pool(photos: list) -> PooledBreed:
     ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     breed = ranked[0][0] if ranked else None
     return PooledBreed(
+        species=species,
+        species_confidence=round(sure, 4),
         breed=breed,
         confidence=round(ranked[0][1], 4) if ranked else 0.0,
         top_k=[{"breed": b, "confidence": round(c, 4)} for b, c in ranked],
@@ -198,23 +225,39 @@ class AnimalView:
     animal: Animal
     photos: list
     pooled: PooledBreed | None
+    label: AgreedLabel | None = None
+
+
+@dataclass(frozen=True)
+class AgreedLabel:
+    """A person's label shared by all the animal's photos (``core.labels.LabelValue``'s
+    fields; not that class: core.labels imports core.libraries, which imports this module)."""
+
+    species: str
+    breeds: tuple[str, ...]
+    mix: bool
 
 
 def animal_views(
     session: Session, animals: list[Animal], model_version_id: int | None
 ) -> list[AnimalView]:
-    """Every photo of these animals with the model's answer, in one query."""
+    """Every photo of these animals with the model's answer and its current label, in one
+    query."""
     rows = session.execute(
         select(
-            Image.animal_id, Image.id, Image.path, Prediction.breed, Prediction.confidence,
-            Prediction.top_k,
+            Image.animal_id, Image.id, Image.path, Prediction.species,
+            Prediction.species_confidence, Prediction.breed, Prediction.confidence,
+            Prediction.top_k, Label.id.label("label_id"), Label.species.label("label_species"),
+            Label.breed.label("label_breed"), Label.breeds.label("label_breeds"),
+            Label.mix.label("label_mix"),
         )
         .outerjoin(
             Prediction,
             (Prediction.image_id == Image.id)
             & (Prediction.model_version_id == model_version_id),
         )
-        .where(Image.animal_id.in_([a.id for a in animals]))
+        .outerjoin(Label, (Label.image_id == Image.id) & Label.current.is_(True))
+        .where(Image.animal_id.in_([a.id for a in animals]), Image.deletion_id.is_(None))
         .order_by(Image.id)
     ).all()  # fmt: skip
     by_animal: dict[int, list] = defaultdict(list)
@@ -224,8 +267,24 @@ def animal_views(
     for animal in animals:
         photos = by_animal[animal.id]
         classified = [p for p in photos if p.top_k is not None]
-        views.append(AnimalView(animal, photos, pool(classified) if classified else None))
+        pooled = pool(classified) if classified else None
+        views.append(AnimalView(animal, photos, pooled, agreed_label(photos)))
     return views
+
+
+def photo_label(photo) -> AgreedLabel | None:
+    """A person's current label of one photo row of ``animal_views``; None if it has none."""
+    if photo.label_id is None:
+        return None
+    breeds = photo.label_breeds or ([photo.label_breed] if photo.label_breed else [])
+    return AgreedLabel(photo.label_species, tuple(breeds), bool(photo.label_mix))
+
+
+def agreed_label(photos: list) -> AgreedLabel | None:
+    """The person's label every photo of the animal has (labelling the animal gives each
+    photo the same one); None if a photo has none or two differ."""
+    labels = {photo_label(p) for p in photos}
+    return labels.pop() if len(labels) == 1 and None not in labels else None
 
 
 class NoSuchPhotos(PawdexError):
@@ -236,24 +295,76 @@ class AnimalConflict(PawdexError):
     """Another animal already has this external id (the API answers 409)."""
 
 
+@dataclass
+class AnimalFilters:
+    external_id: str | None = None  # the shelter's id, any case
+    name: str | None = None  # part of the name, any case
+    folder: str | None = None  # a photo's path starts with it
+    breed: str | None = None  # a photo shows this breed (in the catalogue: label over model)
+    version_id: int | None = None  # the model version ``breed`` is read from
+    indexed_after: datetime | None = None  # a photo indexed at or after
+    indexed_before: datetime | None = None  # a photo indexed before
+    intake_after: date | None = None  # intake on or after
+    intake_before: date | None = None  # intake on or before
+
+
+def _animals_matching(stmt: Select, filters: AnimalFilters) -> Select:
+    stmt = stmt.where(Animal.deletion_id.is_(None))  # not in the trash
+    if filters.external_id:
+        stmt = stmt.where(func.lower(Animal.external_id) == filters.external_id.lower())
+    if filters.name:
+        stmt = stmt.where(func.lower(Animal.name).contains(filters.name.lower(), autoescape=True))
+    if filters.intake_after is not None:
+        stmt = stmt.where(Animal.intake_date >= filters.intake_after)
+    if filters.intake_before is not None:
+        stmt = stmt.where(Animal.intake_date <= filters.intake_before)
+    photos = select(Image.animal_id).where(
+        Image.animal_id.is_not(None), Image.deletion_id.is_(None)
+    )
+    narrowed = False
+    if filters.folder:
+        photos = photos.where(Image.path.like(escape_like(filters.folder) + "%", escape="\\"))
+        narrowed = True
+    if filters.indexed_after is not None:
+        photos, narrowed = photos.where(Image.created_at >= filters.indexed_after), True
+    if filters.indexed_before is not None:
+        photos, narrowed = photos.where(Image.created_at < filters.indexed_before), True
+    if filters.breed:
+        photos = photos.join(Prediction, Prediction.image_id == Image.id).where(
+            Prediction.model_version_id == filters.version_id,
+            Prediction.catalog_breed == filters.breed,
+        )
+        narrowed = True
+    # One set of matching photos, their animals kept: each filter on the same photo.
+    return stmt.where(Animal.id.in_(photos)) if narrowed else stmt
+
+
 def list_animals(
-    session: Session, limit: int, before: int | None, external_id: str | None, name: str | None
+    session: Session, filters: AnimalFilters, limit: int, before: int | None
 ) -> list[Animal]:
-    """Animals, newest first (keyset on id), by the shelter's id (any case) or part of the
-    name (any case)."""
-    stmt = select(Animal).order_by(Animal.id.desc()).limit(limit)
+    """Animals, newest first (keyset on id), filtered on their own fields and on their
+    photos (an animal matches when one of its photos matches every photo filter)."""
+    stmt = _animals_matching(select(Animal), filters).order_by(Animal.id.desc()).limit(limit)
     if before is not None:
         stmt = stmt.where(Animal.id < before)
-    if external_id:
-        stmt = stmt.where(func.lower(Animal.external_id) == external_id.lower())
-    if name:
-        stmt = stmt.where(func.lower(Animal.name).contains(name.lower(), autoescape=True))
     return list(session.scalars(stmt))
 
 
+def count_animals(session: Session, filters: AnimalFilters) -> tuple[int, bool]:
+    """How many animals ``list_animals`` finds, up to ``db.COUNT_CAP``, and whether more."""
+    matching = _animals_matching(select(Animal.id), filters).order_by(Animal.id.desc())
+    return count_capped(session, matching)
+
+
 def update_animal(
-    session: Session, animal: Animal, external_id: str | None, name: str | None
+    session: Session,
+    animal: Animal,
+    external_id: str | None,
+    name: str | None,
+    intake_date: date | EllipsisType | None = ...,
 ) -> Animal:
+    """Set what is given: None leaves a string field as it is, an empty one clears it; the
+    intake date is left as it is only when not given (``...``), None clears it."""
     if external_id is not None:
         external_id = external_id.strip() or None
         taken = session.scalar(
@@ -264,20 +375,27 @@ def update_animal(
         animal.external_id = external_id
     if name is not None:
         animal.name = name.strip() or None
+    if intake_date is not ...:
+        animal.intake_date = intake_date
     return animal
 
 
 def new_animal(
-    session: Session, image_ids: list[int], external_id: str | None, name: str | None
+    session: Session,
+    image_ids: list[int],
+    external_id: str | None,
+    name: str | None,
+    intake_date: date | None = None,
 ) -> Animal:
     """An animal made of these photos, taken from their animals (split); NoSuchPhotos when
     none of them exists."""
-    if session.scalar(select(func.count()).where(Image.id.in_(image_ids))) == 0:
+    live = (Image.id.in_(image_ids), Image.deletion_id.is_(None))
+    if session.scalar(select(func.count()).where(*live)) == 0:
         raise NoSuchPhotos(f"none of the photos {sorted(set(image_ids))[:10]} exists")
     animal = Animal()
     session.add(animal)
     session.flush()
-    update_animal(session, animal, external_id, name)
+    update_animal(session, animal, external_id, name, intake_date)
     move_photos(session, animal.id, image_ids)
     return animal
 
@@ -285,7 +403,8 @@ def new_animal(
 def merge_animals(session: Session, into: Animal, others: list[int]) -> None:
     """Every photo of ``others`` moves to ``into``; the others are deleted (their external
     id and name go to ``into`` where it has none)."""
-    for other in session.scalars(select(Animal).where(Animal.id.in_(others), Animal.id != into.id)):
+    others_live = (Animal.id.in_(others), Animal.id != into.id, Animal.deletion_id.is_(None))
+    for other in session.scalars(select(Animal).where(*others_live)):
         external_id, other.external_id = other.external_id, None
         session.flush()  # the id is free before ``into`` takes it
         into.external_id = into.external_id or external_id

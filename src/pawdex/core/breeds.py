@@ -103,3 +103,9 @@ def resolve_breed(text: str) -> str:
     names = list(dict.fromkeys(name for key in close for name in _BY_KEY[key]))
     hint = f"; close: {', '.join(names)}" if names else "; GET /v1/breeds/all lists them"
     raise UnknownBreed(f"unknown breed {text!r}{hint}")
+
+
+def display_name(breed: str) -> str:
+    """A Stanford Dogs name as people write it: Labrador_retriever → "Labrador Retriever",
+    black-and-tan_coonhound → "Black-and-tan Coonhound"."""
+    return " ".join(word[:1].upper() + word[1:] for word in breed.split("_"))

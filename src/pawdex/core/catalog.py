@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -12,11 +13,12 @@ from sqlalchemy import Select, and_, delete, func, or_, select, union_all
 from sqlalchemy.orm import Bundle, Session
 
 from pawdex.core.cursors import cursor_datetime, cursor_row_id, decode_cursor, encode_cursor
-from pawdex.core.db import escape_like
+from pawdex.core.db import count_capped, escape_like
 from pawdex.core.errors import InvalidCursor, InvalidQuery
 from pawdex.core.jobs import dialect_insert
 from pawdex.core.model_versions import active_version
 from pawdex.core.models import (
+    BreedCandidate,
     BreedTally,
     BreedTallyDelta,
     Image,
@@ -45,6 +47,20 @@ class PhotoFilters:
     path_prefix: str | None = None
     filename: str | None = None
     label_source: LabelSource | None = None
+    indexed_after: datetime | None = None  # at or after
+    indexed_before: datetime | None = None  # strictly before
+    # The model's top-k holds this breed at ``might_be_min`` or more; then the page is in
+    # the order of that probability, highest first (whatever the sort).
+    might_be: str | None = None
+    might_be_min: float = 0.1
+    # Leave out photos the model says are not dogs with at least this species confidence.
+    hide_not_dogs_from: float | None = None
+
+    @property
+    def on_predictions(self) -> bool:
+        """Filters beyond the breed candidates' own columns (they join the predictions)."""
+        own = {"might_be", "might_be_min", "model_version"}
+        return any(value is not None for name, value in vars(self).items() if name not in own)
 
 
 # What an animal's page shows, as column bundles (read-only rows with attribute access):
@@ -57,7 +73,10 @@ PREDICTION = Bundle(
     Prediction.confidence, Prediction.species_confidence, Prediction.top_k,
     Prediction.job_id, Prediction.created_at,
 )  # fmt: skip
-LABEL = Bundle("label", Label.id, Label.species, Label.breed, Label.key_name, Label.created_at)
+LABEL = Bundle(
+    "label", Label.id, Label.species, Label.breed, Label.breeds, Label.mix, Label.key_name,
+    Label.created_at,
+)  # fmt: skip
 
 
 @dataclass
@@ -86,6 +105,15 @@ class PhotoRecord:
 
 
 def _resolve_version(session: Session, version: str | None) -> ModelVersion | None:
+    """The model version a query reads (None: the active one), looked up once per session:
+    a request lists a page and counts it, an export reads page after page."""
+    known = session.info.setdefault("pawdex.catalog_versions", {})
+    if version not in known:
+        known[version] = _look_up_version(session, version)
+    return known[version]
+
+
+def _look_up_version(session: Session, version: str | None) -> ModelVersion | None:
     if version is None:
         return active_version(session)
     row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
@@ -111,6 +139,25 @@ def _matching(version_id: int, filters: PhotoFilters) -> Select:
     the model's answer) and the indexes include the other filtered columns, so on PostgreSQL
     a page is found from the index alone."""
     stmt = select(Prediction.image_id).where(Prediction.model_version_id == version_id)
+    return _filtered(stmt, filters)
+
+
+def _candidates(version_id: int, filters: PhotoFilters) -> Select:
+    """The photos that might be ``filters.might_be``, with that breed's probability: one
+    range scan of the breed candidates' index, joined to each one's prediction only when
+    other filters need it."""
+    stmt = select(BreedCandidate.image_id, BreedCandidate.confidence).where(
+        BreedCandidate.model_version_id == version_id,
+        BreedCandidate.breed == filters.might_be,
+        BreedCandidate.confidence >= filters.might_be_min,
+    )
+    if not filters.on_predictions:
+        return stmt
+    stmt = stmt.join(Prediction, Prediction.id == BreedCandidate.prediction_id)
+    return _filtered(stmt, filters)
+
+
+def _filtered(stmt: Select, filters: PhotoFilters) -> Select:
     if filters.label_source == LabelSource.human:
         stmt = stmt.where(Prediction.labelled)  # as the partial index's predicate is written
     elif filters.label_source == LabelSource.model:
@@ -123,6 +170,15 @@ def _matching(version_id: int, filters: PhotoFilters) -> Select:
         stmt = stmt.where(Prediction.confidence >= filters.min_confidence)
     if filters.max_confidence is not None:
         stmt = stmt.where(Prediction.confidence <= filters.max_confidence)
+    if filters.indexed_after is not None:
+        stmt = stmt.where(Prediction.created_at >= filters.indexed_after)
+    if filters.indexed_before is not None:
+        stmt = stmt.where(Prediction.created_at < filters.indexed_before)
+    if filters.hide_not_dogs_from is not None:
+        sure_not_a_dog = and_(
+            Prediction.species != "dog", Prediction.species_confidence >= filters.hide_not_dogs_from
+        )
+        stmt = stmt.where(~sure_not_a_dog)
     if filters.job_id:
         stmt = stmt.join(
             JobImage,
@@ -151,12 +207,18 @@ def _animal_cursor(sort: PhotoSort, record: PhotoRecord) -> str:
 
 
 def _decode_animal_cursor(cursor: str, sort: PhotoSort) -> tuple[Any, int]:
+    return _decode_keyset(cursor, sort.value, dated=sort == PhotoSort.indexed_desc)
+
+
+def _decode_keyset(cursor: str, sort: str, dated: bool) -> tuple[Any, int]:
+    """A page cursor ``{"s": sort, "v": the last row's sort value, "id": its image}``: the
+    value (a date-time if ``dated``, else a number) and the id; InvalidCursor otherwise."""
     data = decode_cursor(cursor)
     if not isinstance(data, dict) or not {"s", "v", "id"} <= data.keys():
         raise InvalidCursor("invalid cursor")
-    if data["s"] != sort.value:
+    if data["s"] != sort:
         raise InvalidCursor("the cursor belongs to another sort order")
-    if sort == PhotoSort.indexed_desc:
+    if dated:
         value: Any = cursor_datetime(data["v"])
     else:
         try:
@@ -180,6 +242,53 @@ def _order(sort: PhotoSort) -> tuple:
     return key.desc(), Prediction.image_id.desc()
 
 
+def _might_be_sort(filters: PhotoFilters) -> str:
+    return f"might_be:{filters.might_be}"
+
+
+def _list_might_be(
+    session: Session, version: ModelVersion, filters: PhotoFilters, limit: int, cursor: str | None
+) -> tuple[list[PhotoRecord], str | None]:
+    """The photos that might be a breed, that breed's probability highest first."""
+    matching, sort = _candidates(version.id, filters), _might_be_sort(filters)
+    probability, image_id = BreedCandidate.confidence, BreedCandidate.image_id
+    if cursor:
+        value, last_id = _decode_keyset(cursor, sort, dated=False)
+        matching = matching.where(
+            or_(probability < value, and_(probability == value, image_id < last_id))
+        )
+    page = matching.order_by(probability.desc(), image_id.desc()).limit(limit + 1)
+    page = page.subquery("page")
+    stmt = (
+        _shown(version.id)
+        .add_columns(page.c.confidence.label("might_be_confidence"))
+        .join(page, page.c.image_id == Image.id)
+        .order_by(page.c.confidence.desc(), page.c.image_id.desc())
+    )
+    rows = session.execute(stmt).all()
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor({"s": sort, "v": last.might_be_confidence, "id": last.image.id})
+    return [PhotoRecord.of(row, version.version) for row in rows[:limit]], next_cursor
+
+
+def count_photos(
+    session: Session, filters: PhotoFilters, sort: PhotoSort = PhotoSort.confidence_desc
+) -> tuple[int, bool]:
+    """How many photos match, up to ``db.COUNT_CAP``, and whether there are more: the page's
+    own index walk (same order, so the same index), stopped after the cap."""
+    version = _resolve_version(session, filters.model_version)
+    if version is None:
+        return 0, False
+    if filters.might_be:
+        order = BreedCandidate.confidence.desc(), BreedCandidate.image_id.desc()
+        matching = _candidates(version.id, filters).order_by(*order)
+    else:
+        matching = _matching(version.id, filters).order_by(*_order(sort))
+    return count_capped(session, matching)
+
+
 def list_photos(
     session: Session,
     filters: PhotoFilters,
@@ -187,8 +296,10 @@ def list_photos(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[PhotoRecord], str | None]:
-    after = _decode_animal_cursor(cursor, sort) if cursor else None
     version = _resolve_version(session, filters.model_version)
+    if version is not None and filters.might_be:
+        return _list_might_be(session, version, filters, limit, cursor)
+    after = _decode_animal_cursor(cursor, sort) if cursor else None
     if version is None:
         return [], None
     matching = _matching(version.id, filters)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pawdex.core.settings import Settings, get_settings
@@ -79,3 +79,14 @@ def session_scope(settings: Settings | None = None) -> Iterator[Session]:
 def escape_like(text: str) -> str:
     """``text`` matched literally inside a LIKE pattern (with ``escape="\\"``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+COUNT_CAP = 10_000  # a list's total is counted up to here, never through a million rows
+
+
+def count_capped(session: Session, matching: Select) -> tuple[int, bool]:
+    """How many rows ``matching`` gives, up to ``COUNT_CAP``, and whether there are more.
+    Give it the list's own ORDER BY: the count then walks the page's index, stopped early."""
+    capped = matching.limit(COUNT_CAP + 1).subquery("matching")
+    found = session.scalar(select(func.count()).select_from(capped)) or 0
+    return min(found, COUNT_CAP), found > COUNT_CAP

@@ -266,7 +266,7 @@ def make_thumbnail(img: Image.Image, short_side: int) -> bytes:
 
 
 def decode_for_model(
-    path: Path, min_side: int, budget: DecodeBudget = DecodeBudget()
+    path: Path | bytes, min_side: int, budget: DecodeBudget = DecodeBudget()
 ) -> Image.Image:
     """Decode a stored (already validated) photo for inference, no larger than needed.
 
@@ -275,7 +275,8 @@ def decode_for_model(
     formats are decoded whole, then box-reduced by an integer factor under the same rule.
     The budget is checked again first (photos stored before it existed, or under another).
     """
-    data = Path(path).read_bytes()  # a missing file is a storage fault: OSError
+    # A path (a missing file is a storage fault: OSError), or the bytes read elsewhere.
+    data = path if isinstance(path, bytes) else Path(path).read_bytes()
     try:
         with Image.open(io.BytesIO(data), formats=_OPENERS) as source:
             budget.check(source.format or "?", source.size, data)

@@ -8,9 +8,15 @@ import secrets
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pawdex.core.errors import PawdexError
 from pawdex.core.models import ApiKey, Role, utcnow
 
 KEY_PREFIX = "pdx_"
+
+
+class KeyRevocationRefused(PawdexError):
+    """Revoking this key would lock people out: it is the last active admin key, or the key
+    the request itself is signed in with."""
 
 
 def hash_key(key: str) -> str:
@@ -39,6 +45,27 @@ def revoke_key(session: Session, key_id: int) -> bool:
         return False
     row.revoked_at = utcnow()
     return True
+
+
+def revoke(session: Session, key: ApiKey, *, by: ApiKey) -> ApiKey:
+    """Revoke ``key`` on behalf of the admin key ``by``; a key already revoked stays as it
+    is. Refused for ``by`` itself (the admin's session would end mid-page) and for the last
+    active admin key (nobody could manage keys over HTTP any more)."""
+    if key.revoked_at is not None:
+        return key
+    if key.id == by.id:
+        raise KeyRevocationRefused(
+            "a key cannot revoke itself: sign in with another admin key to revoke this one"
+        )
+    if key.role is Role.admin:
+        # Locked rows: two admins revoking each other's keys at once cannot both succeed.
+        active_admins = select(ApiKey.id).where(
+            ApiKey.role == Role.admin, ApiKey.revoked_at.is_(None)
+        )
+        if len(session.scalars(active_admins.with_for_update()).all()) <= 1:
+            raise KeyRevocationRefused("this is the last active admin key: create another first")
+    key.revoked_at = utcnow()
+    return key
 
 
 def list_keys(session: Session) -> list[ApiKey]:

@@ -86,11 +86,12 @@ def register_library(
     root = allowed_root(folder, settings)
     name = name.strip()[:NAME_MAX] or root.name
     for other in session.scalars(select(Library)):
+        trashed = " (in the trash: restore or purge it)" if other.deletion_id else ""
         if other.name == name:
-            raise LibraryRefused(f"a library is already called {name!r}")
+            raise LibraryRefused(f"a library is already called {name!r}{trashed}")
         other_root = Path(other.root)
         if root == other_root or root.is_relative_to(other_root) or other_root.is_relative_to(root):
-            raise LibraryRefused(f"{root} overlaps library {other.name!r} ({other.root})")
+            raise LibraryRefused(f"{root} overlaps library {other.name!r} ({other.root}){trashed}")
     library = Library(name=name, root=str(root), created_by=created_by, grouping=grouping)
     session.add(library)
     session.flush()
@@ -120,6 +121,7 @@ def due_scans(session: Session, interval: float) -> list[Job]:
     stmt = (
         select(Library)
         .outerjoin(Job, Job.id == Library.last_job_id)
+        .where(Library.deletion_id.is_(None))
         .where(Job.id.is_(None) | (Job.status.in_(FINISHED_STATUSES) & (Job.finished_at < ended)))
         .order_by(Library.id)
         .with_for_update(of=Library, skip_locked=True)
@@ -242,7 +244,9 @@ def finish_scan(session: Session, job: Job, storage: Storage) -> ScanEnd:
     removed = session.execute(delete(LibraryFile).where(gone)).rowcount or 0
     orphans = session.execute(
         select(Image.id, Image.thumbnail_path).where(
-            Image.stored_path.is_(None), ~exists().where(LibraryFile.image_id == Image.id)
+            Image.stored_path.is_(None),
+            ~exists().where(LibraryFile.image_id == Image.id),
+            Image.deletion_id.is_(None),  # one in the trash waits for its purge
         )
     ).all()
     for start in range(0, len(orphans), 500):
@@ -255,7 +259,7 @@ def finish_scan(session: Session, job: Job, storage: Storage) -> ScanEnd:
     # Thumbnails are named by content: the photos are gone, so are theirs.
     for row in orphans:
         if row.thumbnail_path:
-            storage.path(row.thumbnail_path).unlink(missing_ok=True)
+            storage.delete(row.thumbnail_path)
     return end
 
 
@@ -268,11 +272,12 @@ def looks_unmounted(root: Path) -> bool:
         return True
 
 
-def original_path(session: Session, image: Image, storage: Storage) -> Path:
+def original_path(session: Session, image: Image, storage: Storage) -> Path | None:
     """Where the photo's original can be read: the storage, or its file in a library
-    (confined to the library's root, unchanged since the scan that read it)."""
+    (confined to the library's root, unchanged since the scan that read it). None: the
+    stored copy is an object in object storage, read by its key (``image.stored_path``)."""
     if image.stored_path:
-        return storage.path(image.stored_path)
+        return storage.local_path(image.stored_path)
     rows = session.execute(
         select(LibraryFile, Library.root)
         .join(Library, Library.id == LibraryFile.library_id)

@@ -78,7 +78,7 @@ def create_reindex_job(
     version = active_version(session)
     if version is None:
         raise JobConflict("no active model yet: activate one (pawdex models activate NAME)")
-    stmt = select(Image.id).order_by(Image.id)
+    stmt = select(Image.id).where(Image.deletion_id.is_(None)).order_by(Image.id)
     if not everything:
         stmt = stmt.where(
             ~exists().where(

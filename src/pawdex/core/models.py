@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -102,6 +103,10 @@ class Job(Base):
         server_default=JobOrigin.upload.value,
     )  # fmt: skip
     created_by: Mapped[str | None] = mapped_column(String(128))  # the key's name
+    # The key itself: what an archivist may delete is what their own key uploaded.
+    created_by_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
     # How its new photos are grouped into animals (``core.animals.Grouping``).
     grouping: Mapped[str] = mapped_column(String(300), default="photo", server_default="photo")
     total: Mapped[int] = mapped_column(Integer, default=0)
@@ -124,6 +129,7 @@ class Job(Base):
     # running job silent for ``stall_timeout`` with an empty queue has lost its messages.
     progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     message: Mapped[str | None] = mapped_column(Text)
+    deletion_id: Mapped[int | None] = mapped_column(ForeignKey("deletions.id"))  # in the trash
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -144,13 +150,55 @@ class JobError(Base):
     __tablename__ = "job_errors"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(Text)
     error: Mapped[str] = mapped_column(Text)
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="errors")
+
+    # A job's errors in order, a page at a time (and the first few per job), from the index;
+    # the dashboard's "errors in the last hour" from the newest end of created_at's.
+    __table_args__ = (
+        Index("ix_job_errors_job_id_id", "job_id", "id"),
+        Index("ix_job_errors_created_at", "created_at"),
+    )
+
+
+class DeletionKind(enum.StrEnum):
+    photos = "photos"
+    animal = "animal"
+    job = "job"
+    library = "library"
+
+
+class Deletion(Base):
+    """One deletion, as people asked for it (photos, an animal, a job, a library): what went
+    to the trash, who sent it there and when, and what became of it. Restorable until
+    ``purge_after``; then purged (rows and files). The record itself is never deleted."""
+
+    __tablename__ = "deletions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[DeletionKind] = mapped_column(Enum(DeletionKind, native_enum=False, length=16))
+    target: Mapped[str | None] = mapped_column(String(64))  # the animal's, job's or library's id
+    name: Mapped[str] = mapped_column(String(300))  # what people would call it
+    photos: Mapped[int] = mapped_column(Integer, default=0)
+    deleted_by: Mapped[str] = mapped_column(String(128))  # the key's name
+    deleted_by_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    purge_after: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    restored_by: Mapped[str | None] = mapped_column(String(128))
+    restored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purged_by: Mapped[str | None] = mapped_column(String(128))
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def in_trash(self) -> bool:
+        return self.restored_at is None and self.purged_at is None
 
 
 class Animal(Base):
@@ -163,6 +211,8 @@ class Animal(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    intake_date: Mapped[date | None] = mapped_column(Date, index=True)  # into the shelter
+    deletion_id: Mapped[int | None] = mapped_column(ForeignKey("deletions.id"))  # in the trash
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -187,6 +237,9 @@ class Image(Base):
     animal_id: Mapped[int | None] = mapped_column(
         ForeignKey("animals.id", ondelete="SET NULL"), index=True
     )
+    # In the trash (``core.trash``): its predictions wait in ``trashed_predictions``, so no
+    # catalogue query sees it, until it is restored or purged.
+    deletion_id: Mapped[int | None] = mapped_column(ForeignKey("deletions.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     # text_pattern_ops: PostgreSQL uses the index for ``path LIKE 'prefix%'`` in any locale.
@@ -235,6 +288,7 @@ class Library(Base):
     root: Mapped[str] = mapped_column(Text, unique=True)  # absolute, symbolic links resolved
     created_by: Mapped[str | None] = mapped_column(String(128))
     grouping: Mapped[str] = mapped_column(String(300), default="photo", server_default="photo")
+    deletion_id: Mapped[int | None] = mapped_column(ForeignKey("deletions.id"))  # in the trash
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
 
@@ -282,9 +336,11 @@ def _catalog_indexes() -> list[Index]:
     indexes = []
     for sort, short in (("confidence", "conf"), ("created_at", "created")):
         include = ["confidence", "labelled"] if sort == "created_at" else ["labelled"]
+        # The review queue leaves out confident not-dogs; dates filter the default sort.
+        walked = ["species", "species_confidence", "created_at"] if sort == "confidence" else []
         indexes.append(
             Index(f"ix_predictions_model_{short}", "model_version_id", sort, "image_id",
-                  postgresql_include=include)
+                  postgresql_include=include + walked)
         )  # fmt: skip
         for column, name in (("catalog_breed", "breed"), ("catalog_species", "species")):
             indexes.append(
@@ -330,6 +386,49 @@ class Prediction(Base):
         # its keyset pagination (sort key, then image_id), by confidence and newest first.
         *_catalog_indexes(),
     )
+
+
+class BreedCandidate(Base):
+    """One breed of a prediction's top-k with its probability: "might be a Labrador" is one
+    range scan of (model version, breed, probability). Written by database triggers on
+    ``predictions`` (migration 0016), so every writer keeps it; gone with its prediction."""
+
+    __tablename__ = "breed_candidates"
+
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True
+    )
+    breed: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(Integer)
+    image_id: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_breed_candidates_model_breed_conf", "model_version_id", "breed", "confidence",
+              "image_id", postgresql_include=["prediction_id"]),
+    )  # fmt: skip
+
+
+class TrashedPrediction(Base):
+    """A prediction of a photo in the trash, set aside unchanged: the catalogue's indexes
+    never hold a deleted photo (no filter on every query at a million rows), and a restore
+    puts the row back as it was."""
+
+    __tablename__ = "trashed_predictions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    model_version_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(32))
+    species: Mapped[str] = mapped_column(String(16))
+    breed: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    species_confidence: Mapped[float] = mapped_column(Float)
+    top_k: Mapped[list[dict]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    catalog_species: Mapped[str] = mapped_column(String(16))
+    catalog_breed: Mapped[str | None] = mapped_column(String(64))
+    labelled: Mapped[bool] = mapped_column(Boolean)
 
 
 class BreedTally(Base):
@@ -400,7 +499,13 @@ class Label(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     species: Mapped[str] = mapped_column(String(16))
+    # The primary breed (``breeds[0]``), kept as a column because the catalogue filters and
+    # tallies on it: a "Labrador Retriever mix" is found under labrador_retriever.
     breed: Mapped[str | None] = mapped_column(String(64))
+    # Up to three named parents, primary first; ``mix`` with no parents is "mixed breed",
+    # a dog with neither is "unknown".
+    breeds: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    mix: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # What the model said when the person decided (the active version's prediction).
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_versions.id", ondelete="SET NULL")
@@ -410,6 +515,9 @@ class Label(Base):
     key_name: Mapped[str] = mapped_column(String(128))
     current: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when someone withdrew the label (then no longer current); the row stays as history.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_by: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index("ix_labels_image_current", "image_id", "current"),
@@ -434,5 +542,12 @@ class WorkerPresence(Base):
     photos: Mapped[int] = mapped_column(Integer, default=0)
     batch_seconds_total: Mapped[float] = mapped_column(Float, default=0.0)
     last_batch_seconds: Mapped[float | None] = mapped_column(Float)
+    # The machine (PAWDEX_WORKER_HOST, else its host name) and the address it reaches the
+    # broker from: the dashboard groups workers per host (migration 0018).
+    host: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str | None] = mapped_column(String(64))
+    # The longest classify delivery, start to end: checked against the broker's visibility
+    # timeout (a task still running past it is delivered again elsewhere).
+    longest_batch_seconds: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,6 +18,9 @@ from pawdex.core.settings import Settings
 
 OFFLINE_AFTER_INTERVALS = 3  # a worker silent this many report intervals is offline
 FORGET_AFTER = timedelta(hours=1)  # and one silent this long is no longer listed
+# A classify delivery longer than this share of the broker's visibility timeout is flagged:
+# past the timeout Redis delivers the task again while the first worker still runs it.
+VISIBILITY_MARGIN = 0.5
 
 log = logging.getLogger("pawdex.monitoring")
 
@@ -37,6 +40,16 @@ def queue_depths(settings: Settings) -> dict[str, int | None]:
     except Exception:
         log.warning("event=queue_depth_unavailable", exc_info=True)
     return depths
+
+
+def visibility_timeout(settings: Settings) -> int | None:
+    """Seconds after which Redis delivers an unacknowledged task again (None: the embedded
+    broker, which has no such timeout)."""
+    return None if settings.is_embedded_broker else settings.broker_visibility_timeout
+
+
+def nears_visibility_timeout(batch_seconds: float | None, timeout: int | None) -> bool:
+    return bool(timeout and batch_seconds and batch_seconds > VISIBILITY_MARGIN * timeout)
 
 
 def workers(session: Session, settings: Settings) -> list[tuple[WorkerPresence, bool]]:
@@ -104,6 +117,7 @@ class Overview:
     jobs_by_status: dict[str, int]
     active_model: tuple[str, str] | None
     breeds: list[tuple[str, int]]
+    visibility_timeout: int | None = None
 
 
 def overview(session: Session, settings: Settings) -> Overview:
@@ -117,4 +131,5 @@ def overview(session: Session, settings: Settings) -> Overview:
         jobs_by_status=jobs_by_status(session),
         active_model=(model.version, model.name) if model else None,
         breeds=breed_counts(session),
+        visibility_timeout=visibility_timeout(settings),
     )

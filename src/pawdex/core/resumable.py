@@ -109,6 +109,7 @@ def submit_upload(
     name: str | None = None,
     origin: JobOrigin = JobOrigin.upload,
     created_by: str | None = None,
+    created_by_key_id: int | None = None,
     grouping: str = "photo",
 ) -> Job | None:
     """The job of a finished upload: created and queued the first time, the same job every
@@ -136,7 +137,7 @@ def submit_upload(
         # On a refusal or an outage the upload stays whole: the client may ask again.
         job = submit_batch(
             kind, batch, settings, name=name, origin=origin, created_by=created_by,
-            grouping=grouping,
+            created_by_key_id=created_by_key_id, grouping=grouping,
         )  # fmt: skip
         atomic_write(marker, job.id)
         for leftover in (data, data.with_suffix(".info")):

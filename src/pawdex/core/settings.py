@@ -6,12 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pawdex.model_names import DEFAULT_MODEL
 
 MiB = 1024 * 1024
+DEFAULT_UNCERTAIN_MARGIN = 0.15  # measured: see ``Settings.uncertain_margin``
 
 
 class Settings(BaseSettings):
@@ -21,6 +22,21 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, description="Default: SQLite in the data dir.")
     broker_url: str | None = Field(
         None, description="Default: a filesystem broker in the data dir."
+    )
+    storage_url: str | None = Field(
+        None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="Where the stored originals and thumbnails live: unset, the folder "
+        "`storage` in the data dir; `s3://bucket/prefix`, an S3-compatible bucket every host "
+        "reaches (MinIO, AWS S3), credentials as boto3 finds them (`AWS_ACCESS_KEY_ID` and "
+        "`AWS_SECRET_ACCESS_KEY`). `pawdex migrate` creates the bucket when it is missing.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="The S3 server's address, e.g. http://minio:9000 (unset: AWS S3 itself).",
+    )
+    s3_region: str | None = Field(
+        None, description="The bucket's region (unset: boto3's, `AWS_DEFAULT_REGION`)."
     )
     library_roots: list[Path] = Field(
         [],
@@ -185,10 +201,59 @@ class Settings(BaseSettings):
         le=1,
         description="Photos below this model confidence wait for review.",
     )
+    # On ../shared/photos (203 dogs, the default Lite1), photos whose top two are closer
+    # than 0.15 are 42 of 203; the top-1 is wrong for 48% of them (20) against 12% (19 of
+    # 161) above it, and the true breed is one of the two for 79% (33): docs/default-model.md.
+    uncertain_margin: float = Field(
+        DEFAULT_UNCERTAIN_MARGIN,
+        ge=0,
+        le=1,
+        description='The model\'s answer reads "uncertain between A and B" when its top '
+        "breed's confidence is less than this above the second's.",
+    )
+    not_a_dog_confidence: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="The review queue leaves out photos the model says are not dogs with at "
+        "least this species confidence (unless asked for them).",
+    )
+    trash_retention_days: float = Field(
+        30,
+        ge=0,
+        description="Days a deletion waits in the trash, restorable, before its photos and "
+        "their files are purged (0: at the workers' next sweep).",
+    )
     flower_url: str | None = Field(
         None,
-        description="Where Flower runs (linked from the admin dashboard), e.g. "
-        "http://localhost:5555.",
+        description="Flower's address as the admin's browser reaches it (linked from the "
+        "admin dashboard), e.g. https://flower.shelter.example; unset: no link. Not derived: "
+        "`localhost` would be the viewer's own machine.",
+    )
+    # Inference workers on other hosts (docs/transport-measurements.md).
+    thumbnail_source: Literal["storage", "api"] = Field(
+        "storage",
+        description="Where classify reads each photo's model-ready thumbnail: `storage` (the "
+        "storage the API writes: the local data dir, or object storage every host reaches) or "
+        "`api` (one `POST /v1/images/thumbnails` per batch to `api_url` with `api_key`: an "
+        "inference host needs no shared disk).",
+    )
+    api_url: str | None = Field(
+        None,
+        description="The API as workers reach it, e.g. http://api.internal:8000 (required by "
+        "`thumbnail_source=api`; no default: on another host localhost is the wrong machine).",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="The API key a worker fetches thumbnails with, `thumbnail_source=api`: an "
+        "archivist's, so a photo deleted while its batch was queued is still classified and "
+        "waits in the trash (with a viewer's it ends as a file error).",
+    )
+    worker_host: str | None = Field(
+        None,
+        description="The host name a worker reports (admin dashboard, grouped per host). "
+        "Default: the machine's host name (`socket.gethostname()`); set it where that name "
+        "says nothing (a container's id).",
     )
     sweep_interval: int = Field(
         15, ge=1, description="Seconds between each worker's checks for lost work."
@@ -212,6 +277,24 @@ class Settings(BaseSettings):
         description="Deliveries of a photo or archive entry that ended with the worker dead; "
         "after that many it is skipped with a per-file error (a poison file).",
     )
+
+    @model_validator(mode="after")
+    def _api_source_has_an_api(self) -> Settings:
+        if self.thumbnail_source == "api" and not (self.api_url and self.api_key):
+            raise ValueError("PAWDEX_THUMBNAIL_SOURCE=api needs PAWDEX_API_URL and PAWDEX_API_KEY")
+        return self
+
+    @property
+    def single_host_defaults(self) -> list[str]:
+        """The placement settings left at a default that only this machine reaches (SQLite,
+        the filesystem broker, the local storage folder) while another is networked: on a
+        second host such a process would silently work alone."""
+        networked = bool(self.database_url or self.broker_url)
+        local = {
+            "PAWDEX_DATABASE_URL": not self.database_url,
+            "PAWDEX_BROKER_URL": not self.broker_url,
+        }
+        return [name for name, unset in local.items() if unset] if networked else []
 
     @property
     def resolved_database_url(self) -> str:
@@ -253,7 +336,8 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.storage_dir, self.spool_dir, self.models_dir):
+        local = () if self.storage_url else (self.storage_dir,)  # object storage: no folder
+        for path in (self.data_dir, *local, self.spool_dir, self.models_dir):
             path.mkdir(parents=True, exist_ok=True)
 
 

@@ -343,11 +343,13 @@ def submit_batch(
     name: str | None = None,
     origin: JobOrigin = JobOrigin.upload,
     created_by: str | None = None,
+    created_by_key_id: int | None = None,
     grouping: str = "photo",
 ) -> Job:
     """Record the job of files already spooled (it claims the batch) and queue it. The
     batch is deleted if no job could be recorded. ``name``: what people call it (default:
-    the upload's file name, see ``job_name``); ``created_by``: the key's name; ``grouping``:
+    the upload's file name, see ``job_name``); ``created_by``: the key's name (and id);
+    ``grouping``:
     how its photos become animals (``core.animals.Grouping``, refused if it cannot be used)."""
     try:
         grouping = Grouping.parse(grouping).text
@@ -361,7 +363,8 @@ def submit_batch(
         with session_scope(settings) as session:
             job = Job(
                 kind=kind, source=items, origin=origin, created_by=created_by,
-                name=job_name([item["name"] for item in items], name), grouping=grouping,
+                created_by_key_id=created_by_key_id, grouping=grouping,
+                name=job_name([item["name"] for item in items], name),
             )  # fmt: skip
             session.add(job)
     except BaseException:

@@ -4,11 +4,13 @@ transaction."""
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from PIL import Image as PILImage
 from sqlalchemy import and_, func, select, update
@@ -20,13 +22,15 @@ from pawdex.core.imaging import DecodeBudget, decode_for_model
 from pawdex.core.jobs import add_to_counters, finish_if_complete, insert_ignoring_conflicts, upsert
 from pawdex.core.labels import show_labels
 from pawdex.core.model_versions import replaces_predictions
-from pawdex.core.models import Image, Job, JobError, JobImage, JobStatus
+from pawdex.core.models import Image, Job, JobError, JobImage, JobStatus, TrashedPrediction
 from pawdex.core.models import Prediction as PredictionRow
 from pawdex.core.settings import Settings, get_settings
-from pawdex.core.storage import Storage
+from pawdex.core.storage import Storage, open_storage
+from pawdex.core.trash import trashed_predictions_hidden
 from pawdex.ml import BreedClassifier, Prediction
 from pawdex.worker.model_cache import active_classifier
-from pawdex.worker.presence import record_batch
+from pawdex.worker.presence import record_batch, record_delivery
+from pawdex.worker.thumbnails import FetchedThumbnails
 
 log = logging.getLogger("pawdex.classify")
 
@@ -36,12 +40,20 @@ def _decoder_pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
 
 
-def model_input(row, storage: Storage, resize_size: int) -> PILImage.Image:
+def _stored(storage: Storage | FetchedThumbnails, key: str) -> Path | bytes:
+    """A stored file: in the storage, or among what the API sent for the batch."""
+    if isinstance(storage, FetchedThumbnails):
+        return storage.read(key)
+    return storage.local_path(key) or storage.read(key)  # object storage: its bytes
+
+
+def model_input(row, storage: Storage | FetchedThumbnails, resize_size: int) -> PILImage.Image:
     """The ingest thumbnail when it is big enough for the model (one decode per photo in
     the whole pipeline, ~0.5 ms), else the original decoded as small as possible, within the
     settings' decode budget (read here: wrappers in the tests patch this three-argument call)."""
     if row.thumbnail_path:
-        thumb = PILImage.open(storage.path(row.thumbnail_path))
+        source = _stored(storage, row.thumbnail_path)
+        thumb = PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         # A library photo's original is not stored: its thumbnail is all there is (it is
         # the whole photo when the photo is smaller than the model's input).
         if min(thumb.size) >= resize_size or not row.stored_path:
@@ -49,7 +61,7 @@ def model_input(row, storage: Storage, resize_size: int) -> PILImage.Image:
             return thumb if thumb.mode == "RGB" else thumb.convert("RGB")
         thumb.close()
     budget = DecodeBudget.of(get_settings())
-    return decode_for_model(storage.path(row.stored_path), resize_size, budget)
+    return decode_for_model(_stored(storage, row.stored_path), resize_size, budget)
 
 
 @dataclass
@@ -63,6 +75,7 @@ class _Batch:
     storage: Storage
     decode_threads: int
     overwrite: bool = False  # a reindex of every photo replaces this model's predictions
+    api: Settings | None = None  # PAWDEX_THUMBNAIL_SOURCE=api: each group fetched from it
 
 
 def classify_images(job_id: str, image_ids: list[int], settings: Settings | None = None) -> None:
@@ -74,6 +87,7 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
     is suspect (that delivery died): suspects are classified one at a time, so only the photo
     that kills the worker keeps dying, and after ``max_attempts`` it becomes a file error."""
     settings = settings or get_settings()
+    began = time.perf_counter()
     sessions = session_factory(settings)
     model, version_id = active_classifier(settings, sessions)
 
@@ -90,6 +104,14 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
         if overwrite:
             done = done.where(PredictionRow.job_id == job_id)
         accounted = set(session.scalars(done))
+        # Photos deleted since: their predictions wait in the trash, and count as done.
+        trashed = select(TrashedPrediction.image_id).where(
+            TrashedPrediction.image_id.in_(image_ids),
+            TrashedPrediction.model_version_id == version_id,
+        )
+        if overwrite:
+            trashed = trashed.where(TrashedPrediction.job_id == job_id)
+        accounted.update(session.scalars(trashed))
         accounted.update(
             session.scalars(
                 select(JobError.image_id).where(
@@ -118,13 +140,15 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
         with sessions.begin() as session:
             _record(session, job_id, version_id, [], [(row.id, message) for row in poison])
     batch = _Batch(
-        job_id, model, version_id, sessions, Storage(settings.storage_dir),
+        job_id, model, version_id, sessions, open_storage(settings),
         settings.decode_threads, overwrite,
+        settings if settings.thumbnail_source == "api" else None,
     )  # fmt: skip
     for group in ([fresh] if fresh else []) + [[row] for row in suspects]:
         _classify_group(batch, group)
     with sessions.begin() as session:
         finish_if_complete(session, job_id)
+    record_delivery(time.perf_counter() - began, settings)
 
 
 def _classify_group(batch: _Batch, rows: list) -> None:
@@ -155,10 +179,14 @@ def _classify_rows(batch: _Batch, todo: list) -> None:
     forward of one chunk overlaps the decoding of the next (ONNX Runtime and Pillow both
     release the GIL); the results are written in one transaction."""
     model, job_id = batch.model, batch.job_id
+    fetch_began = time.perf_counter()
+    # Over HTTP, the whole group in one request before any decoding (ApiUnavailable: retry).
+    source = FetchedThumbnails(batch.api, todo) if batch.api else batch.storage
+    fetch_s = time.perf_counter() - fetch_began
 
     def prepare(row) -> PILImage.Image | str:
         try:
-            return model.prepare(model_input(row, batch.storage, model.preset.resize_size))
+            return model.prepare(model_input(row, source, model.preset.resize_size))
         except (UnsupportedImage, OSError, ValueError) as exc:
             return f"cannot read the stored photo: {exc}"
 
@@ -200,9 +228,9 @@ def _classify_rows(batch: _Batch, todo: list) -> None:
     with batch.sessions.begin() as session:
         inserted = _record(session, job_id, batch.version_id, predicted, bad, batch.overwrite)
     log.info(
-        "event=classified job_id=%s batch=%s new=%s failed=%s decode_wait_s=%.3f forward_s=%.3f "
-        "compute_s=%.3f write_s=%.3f", job_id, len(todo), inserted, len(bad), wait_s, forward_s,
-        computed - started, time.perf_counter() - computed,
+        "event=classified job_id=%s batch=%s new=%s failed=%s fetch_s=%.3f decode_wait_s=%.3f "
+        "forward_s=%.3f compute_s=%.3f write_s=%.3f", job_id, len(todo), inserted, len(bad),
+        fetch_s, wait_s, forward_s, computed - started, time.perf_counter() - computed,
     )  # fmt: skip
 
 
@@ -241,6 +269,7 @@ def _record(
             stmt = insert_ignoring_conflicts(session, PredictionRow, keys).values(values)
         inserted = list(session.scalars(stmt.returning(PredictionRow.image_id)))
         show_labels(session, inserted)  # photos a person labelled before (a reindex)
+        trashed_predictions_hidden(session, inserted)  # deleted while it was classified
     failed = 0
     for image_id, message in bad:
         already = session.scalar(

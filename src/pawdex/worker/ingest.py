@@ -67,7 +67,7 @@ from pawdex.core.models import (
 )
 from pawdex.core.queue import enqueue_classify_batches
 from pawdex.core.settings import Settings, get_settings
-from pawdex.core.storage import Storage
+from pawdex.core.storage import Storage, open_storage
 
 log = logging.getLogger("pawdex.ingest")
 FIRST_BATCH = 8  # photos in the first committed batch of a delivery
@@ -120,7 +120,7 @@ class Delivery:
             version = active_version(session)
         model_side = int((version.details or {}).get("resize_size", 0)) if version else 0
         return cls(
-            job_id, token, settings, sessions, Storage(settings.storage_dir),
+            job_id, token, settings, sessions, open_storage(settings),
             max(settings.thumbnail_size, model_side),
         )  # fmt: skip
 

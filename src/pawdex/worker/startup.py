@@ -12,6 +12,7 @@ Connected to Celery's signals when :mod:`pawdex.worker.celery_app` is imported.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery.concurrency import get_implementation
@@ -23,6 +24,8 @@ from pawdex.core.queue import INFERENCE_QUEUE
 from pawdex.core.settings import get_settings
 from pawdex.worker.presence import start_presence
 from pawdex.worker.sweeper import start_sweeper
+
+log = logging.getLogger("pawdex.worker")
 
 
 def _forks(worker) -> bool:
@@ -42,6 +45,11 @@ def on_worker_init(sender, **_) -> None:
     settings = get_settings()
     queues = sorted(sender.app.amqp.queues.consume_from)
     node = sender.hostname
+    if local := settings.single_host_defaults:  # e.g. PostgreSQL, but the filesystem broker
+        log.warning(
+            "event=single_host_placement unset=%s detail=%s", ",".join(local),
+            "only processes on this machine share this; set it for workers on other hosts",
+        )  # fmt: skip
     classifies = INFERENCE_QUEUE in queues
     if _forks(sender):
         # The children run the tasks: each loads the model after the fork (torch threads do

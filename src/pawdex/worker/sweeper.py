@@ -9,7 +9,8 @@ position) or its unclassified photos are sent again. Every task is idempotent, s
 sent twice costs a lookup, never a second prediction.
 
 It also folds the breed tallies' deltas (``core.catalog.fold_breed_tallies``) and, with
-``library_scan_interval`` set, queues the libraries' periodic scans.
+``library_scan_interval`` set, queues the libraries' periodic scans, and purges the
+deletions whose time in the trash is over (``core.trash``).
 
 No celery beat: each worker runs this in a daemon thread; several sweepers never pick the
 same job (``SKIP LOCKED``), and a job queued twice is ingested once (the lease).
@@ -39,6 +40,8 @@ from pawdex.core.queue import (
     queue_depth,
 )
 from pawdex.core.settings import Settings
+from pawdex.core.storage import open_storage
+from pawdex.core.trash import expired, purge, remove_files
 
 log = logging.getLogger("pawdex.sweeper")
 
@@ -49,6 +52,7 @@ class Sweep:
     classifies: dict[str, int] = field(default_factory=dict)  # job -> photos sent again
     folded: int = 0  # breed tally deltas folded in
     scans: list[str] = field(default_factory=list)  # periodic library scans queued
+    purged: list[int] = field(default_factory=list)  # deletions whose time in the trash ended
 
 
 def sweep(settings: Settings) -> Sweep:
@@ -57,6 +61,14 @@ def sweep(settings: Settings) -> Sweep:
     done = Sweep()
     with sessions.begin() as session:
         done.folded = fold_breed_tallies(session)
+    with sessions.begin() as session:
+        purges = [purge(session, deletion, by="retention") for deletion in expired(session)]
+    for purged in purges:  # committed: the rows are gone, now their files
+        remove_files(open_storage(settings), purged.files)
+        log.info(
+            "event=trash_purged deletion_id=%s files=%s", purged.deletion.id, len(purged.files)
+        )
+        done.purged.append(purged.deletion.id)
     if settings.library_scan_interval:
         with sessions.begin() as session:
             done.scans = [job.id for job in due_scans(session, settings.library_scan_interval)]

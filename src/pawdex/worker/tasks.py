@@ -13,14 +13,15 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
 from pawdex.core.queue import CLASSIFY_TASK, INGEST_TASK
+from pawdex.worker.thumbnails import ApiUnavailable
 
 log = logging.getLogger("pawdex.worker")
 
-# Transient outages of the database or the broker: retry with exponential backoff, as many
-# times as ``settings.task_retries`` says (the app's task annotations). Every task is
-# idempotent, so a retry never does anything twice; work whose retries ran out is sent again
-# by the sweeper once the outage is over.
-TRANSIENT = (DatabaseError, BrokerError)
+# Transient outages of the database, the broker or (``PAWDEX_THUMBNAIL_SOURCE=api``) the API:
+# retry with exponential backoff, as many times as ``settings.task_retries`` says (the app's
+# task annotations). Every task is idempotent, so a retry never does anything twice; work
+# whose retries ran out is sent again by the sweeper once the outage is over.
+TRANSIENT = (DatabaseError, BrokerError, ApiUnavailable)
 RETRY = dict(
     autoretry_for=TRANSIENT,
     retry_backoff=2,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pawdex.api.deps import AdminKey, SessionDep, SettingsDep
+from pawdex.api.routers.jobs import job_outs
 from pawdex.api.schemas import JobOut, OverviewOut, ReindexIn, errors
 from pawdex.core.model_versions import create_reindex_job
 from pawdex.core.monitoring import overview
@@ -27,4 +28,4 @@ def reindex(body: ReindexIn, session: SessionDep, settings: SettingsDep, key: Ad
     session.commit()
     enqueue_classify_batches(plan.job.id, plan.image_ids, settings)
     session.refresh(plan.job)
-    return JobOut.of(plan.job)
+    return job_outs(session, [plan.job])[0]

@@ -8,6 +8,7 @@ from pawdex.api.deps import SettingsDep
 from pawdex.api.schemas import Readiness, errors
 from pawdex.core.db import get_engine
 from pawdex.core.queue import get_celery
+from pawdex.core.storage import open_storage
 
 router = APIRouter(tags=["health"], responses=errors(400))  # 400: a NUL byte in the URL
 
@@ -21,10 +22,13 @@ def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "The database or the broker is down."}},
+    responses={
+        503: {"model": Readiness, "description": "The database, the broker or the storage is down."}
+    },
 )
 def readyz(settings: SettingsDep) -> JSONResponse:
-    """Readiness: the database and the broker answer."""
+    """Readiness: the database and the broker answer, and files can be stored (the folder is
+    writable, or the bucket answers)."""
     checks: dict[str, str] = {}
     try:
         with get_engine(settings).connect() as conn:
@@ -38,6 +42,11 @@ def readyz(settings: SettingsDep) -> JSONResponse:
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
+    try:
+        open_storage(settings).check()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -7,21 +8,46 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pawdex.api.deps import AdminKey, SessionDep, SettingsDep, ViewerKey, found
-from pawdex.api.schemas import DuplicateOut, DuplicatePage, JobOut, JobPage, errors
-from pawdex.core.jobs import cancel_job, job_duplicates, job_with_errors, list_jobs, plan_retry
+from pawdex.api.schemas import (
+    DuplicateOut,
+    DuplicatePage,
+    FileError,
+    JobErrorPage,
+    JobOut,
+    JobPage,
+    errors,
+)
+from pawdex.core.jobs import (
+    cancel_job,
+    count_jobs,
+    first_errors,
+    job_duplicates,
+    job_errors,
+    list_jobs,
+    live_job,
+    plan_retry,
+)
 from pawdex.core.models import Job, JobStatus
 from pawdex.core.queue import enqueue_classify_batches, enqueue_ingest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=errors(400, 401, 429, 503))
 
 
+def job_outs(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
+    """Jobs as documents, each with its first errors: one query for the lot."""
+    errors_of = first_errors(session, [job.id for job in jobs])
+    return [JobOut.of(job, errors_of[job.id]) for job in jobs]
+
+
 def _job_out(session: Session, job_id: str) -> JobOut:
-    return JobOut.of(found(job_with_errors(session, job_id), f"job {job_id}"))
+    return job_outs(session, [found(live_job(session, job_id), f"job {job_id}")])[0]
 
 
 def _existing(session: Session, job_id: str) -> None:
-    # Only the id: the action then reads the job under its own row lock.
-    found(session.scalar(select(Job.id).where(Job.id == job_id)), f"job {job_id}")
+    # Only the id: the action then reads the job under its own row lock. A job in the trash
+    # is not found, nor is anything of it (its errors, its duplicates) until it is restored.
+    live = (Job.id == job_id, Job.deletion_id.is_(None))
+    found(session.scalar(select(Job.id).where(*live)), f"job {job_id}")
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=errors(404))
@@ -44,7 +70,25 @@ def get_jobs(
     """Jobs, newest first; found by name (``kennel`` finds ``Kennel-2021.zip``). Reading them
     is open to every key, as one job is; cancelling and retrying are for admins."""
     jobs, next_cursor = list_jobs(session, status, limit, cursor, name)
-    return JobPage(items=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
+    total, capped = count_jobs(session, status, name)
+    return JobPage(
+        items=job_outs(session, jobs), next_cursor=next_cursor, total=total, total_capped=capped
+    )
+
+
+@router.get("/{job_id}/errors", response_model=JobErrorPage, responses=errors(404))
+def get_errors(
+    job_id: str,
+    session: SessionDep,
+    _key: ViewerKey,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: str | None = None,
+) -> JobErrorPage:
+    """Every file of the job that could not be indexed, in the order they failed, a page at
+    a time (the job's document holds only the first few)."""
+    _existing(session, job_id)
+    items, next_cursor = job_errors(session, job_id, limit, cursor)
+    return JobErrorPage(items=[FileError.model_validate(e) for e in items], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}/duplicates", response_model=DuplicatePage, responses=errors(404))

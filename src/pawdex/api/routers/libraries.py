@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from pawdex.api.deps import AdminKey, RowId, SessionDep, SettingsDep, found
+from pawdex.api.routers.jobs import job_outs
 from pawdex.api.schemas import JobOut, LibraryIn, LibraryOut, errors
+from pawdex.core.jobs import first_errors
 from pawdex.core.libraries import create_scan_job, library_files_count, register_library
-from pawdex.core.models import Job, Library
+from pawdex.core.models import Library
 from pawdex.core.queue import enqueue_ingest
 
 router = APIRouter(
@@ -17,15 +21,24 @@ router = APIRouter(
 )
 
 
-def _out(session: Session, library: Library) -> LibraryOut:
-    return LibraryOut.of(library, *library_files_count(session, library.id))
+def _outs(session: Session, libraries: Sequence[Library]) -> list[LibraryOut]:
+    """Libraries as documents, the first errors of all their latest scans in one query."""
+    errors_of = first_errors(session, [lib.last_job.id for lib in libraries if lib.last_job])
+    return [
+        LibraryOut.of(
+            library,
+            *library_files_count(session, library.id),
+            errors_of[library.last_job.id] if library.last_job else [],
+        )
+        for library in libraries
+    ]
 
 
 def _library(session: Session, library_id: int) -> Library:
     stmt = (
         select(Library)
-        .options(selectinload(Library.last_job).selectinload(Job.errors))
-        .where(Library.id == library_id)
+        .options(selectinload(Library.last_job))
+        .where(Library.id == library_id, Library.deletion_id.is_(None))
     )
     return found(session.scalar(stmt), f"library {library_id}")
 
@@ -33,8 +46,9 @@ def _library(session: Session, library_id: int) -> Library:
 @router.get("", response_model=list[LibraryOut], responses=errors(422))
 def list_libraries(session: SessionDep, _key: AdminKey) -> list[LibraryOut]:
     """Every library, with its file counts and latest scan."""
-    stmt = select(Library).options(selectinload(Library.last_job).selectinload(Job.errors))
-    return [_out(session, library) for library in session.scalars(stmt.order_by(Library.name))]
+    stmt = select(Library).options(selectinload(Library.last_job))
+    stmt = stmt.where(Library.deletion_id.is_(None))
+    return _outs(session, session.scalars(stmt.order_by(Library.name)).all())
 
 
 @router.post("", status_code=201, response_model=LibraryOut)
@@ -48,12 +62,12 @@ def add_library(
         session, body.name, body.path, settings, created_by=key.name, grouping=body.grouping
     )
     session.commit()
-    return _out(session, library)
+    return _outs(session, [library])[0]
 
 
 @router.get("/{library_id}", response_model=LibraryOut, responses=errors(404))
 def get_library(library_id: RowId, session: SessionDep, _key: AdminKey) -> LibraryOut:
-    return _out(session, _library(session, library_id))
+    return _outs(session, [_library(session, library_id)])[0]
 
 
 @router.post(
@@ -68,4 +82,4 @@ def scan_library(
     session.commit()
     enqueue_ingest(job.id, settings)
     session.refresh(job)
-    return JobOut.of(job)
+    return job_outs(session, [job])[0]

@@ -155,6 +155,7 @@ def upload_job(
         name=body.name,
         origin=JobOrigin(body.origin),
         created_by=key.name,
+        created_by_key_id=key.id,
         grouping=body.grouping,
     )
     return JobAccepted.of(found(job, f"upload {upload_id}"))

@@ -99,6 +99,11 @@ def review(request: Request) -> HTMLResponse:
     return _page(request, "review.html", "review")
 
 
+@router.get("/ui/trash", response_class=HTMLResponse)
+def trash(request: Request) -> HTMLResponse:
+    return _page(request, "trash.html", "trash")
+
+
 @router.get("/ui/admin", response_class=HTMLResponse)
 def admin(request: Request) -> HTMLResponse:
     return _page(request, "admin.html", "admin")

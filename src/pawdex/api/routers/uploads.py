@@ -188,7 +188,7 @@ def _submit(
     batch = _batch(request, files)
     job = submit_batch(
         kind, batch, settings, name=name, origin=JobOrigin(origin), created_by=key.name,
-        grouping=grouping,
+        created_by_key_id=key.id, grouping=grouping,
     )  # fmt: skip
     return JobAccepted.of(job)
 

@@ -2,6 +2,14 @@
 // API (same origin, session cookie). Data is only ever inserted as text (textContent,
 // setAttribute), never parsed as HTML.
 
+// The pages' larger parts live in their own modules, which import their helpers from here
+// (a cycle ES modules allow: they only call them after this module has run).
+import { bulkSelection } from "./bulk.js";
+import { photoNavigation, trail } from "./browse.js";
+import { initKeys } from "./keys.js";
+import { reviewShortcuts } from "./shortcuts.js";
+import { initTrash, pageDeleteControls } from "./trash.js";
+
 // The server's words, rendered by base.html from its enums (pawdex.core.models): the roles,
 // lowest first, and the statuses of a finished job. Never spelled out here.
 const VOCABULARY = JSON.parse(document.getElementById("vocabulary").textContent);
@@ -97,7 +105,7 @@ function toLogin() {
 }
 
 /** fetch a JSON API path; 401 sends the user to the sign-in page. */
-async function api(path, { method = "GET", json, headers = {}, redirect401 = true } = {}) {
+async function api(path, { method = "GET", json, body, headers = {}, redirect401 = true } = {}) {
   const init = {
     method,
     credentials: "same-origin",
@@ -107,6 +115,8 @@ async function api(path, { method = "GET", json, headers = {}, redirect401 = tru
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
+  } else if (body !== undefined) {
+    init.body = body; // its Content-Type is in ``headers``
   }
   let response;
   try {
@@ -297,7 +307,7 @@ function animalCard(animal) {
         "span",
         { class: "card-caption" },
         h("span", { class: "card-breed", "data-testid": "card-breed", text: name }),
-        h("span", { class: "card-conf", text: human ? "labelled" : pct(animal.confidence) }),
+        h("span", { class: "card-conf", "data-testid": "card-conf", text: human ? "labelled" : confidenceText(animal) }),
       ),
       human ? h("span", { class: "badge human-badge", "data-testid": "human-badge", text: "human" }) : null,
     ),
@@ -306,7 +316,20 @@ function animalCard(animal) {
 
 const GALLERY_FIELDS = [
   "breed", "species", "min_confidence", "max_confidence", "job_id", "label_source", "sort",
+  "might_be", "might_be_min", "path_prefix", "indexed_after", "indexed_before",
 ];
+
+/** "1,234 photos" or "10,000+ photos": a list's total as the server counted it (capped). */
+function totalText(page, noun) {
+  const n = page.total ?? 0;
+  return `${n.toLocaleString("en-US")}${page.total_capped ? "+" : ""} ${noun}${n === 1 && !page.total_capped ? "" : "s"}`;
+}
+
+/** What a card or a page shows first: a dog's breed confidence, else the species' own. */
+function confidenceText(animal) {
+  if (animal.species === "dog") return pct(animal.confidence);
+  return pct(animal.model_species === animal.species ? animal.species_confidence : null);
+}
 
 function galleryFilters() {
   const url = new URLSearchParams(location.search);
@@ -326,11 +349,22 @@ function fillForm(form, values) {
   }
 }
 
-async function initGallery() {
+/** The gallery's result set, remembered for the photo pages' previous / next. */
+function galleryTrail() {
+  const limit = new URLSearchParams(location.search).get("limit") || 48;
+  const q = queryOf({ ...galleryFilters(), limit });
+  const back = location.pathname + location.search;
+  return trail(`gallery?${q}`, { source: `/v1/photos?${q}`, back, label: "Gallery" });
+}
+
+async function initGallery(me) {
   const form = $("#filters");
   const grid = $("#gallery");
   const status = $("#gallery-status");
   let shown = 0;
+  let results = null;
+  const bar = $("#bulk-bar");
+  const bulk = mayUse(me, bar) ? bulkSelection(grid, bar, () => reload()) : null;
 
   const list = pager(
     $("#load-more"),
@@ -342,10 +376,12 @@ async function initGallery() {
     },
     (page) => {
       grid.append(...page.items.map(animalCard));
+      results.add(page, grid);
+      if (bulk) bulk.adopt();
       shown += page.items.length;
       const filtered = Object.entries(galleryFilters()).some(([k, v]) => k !== "sort" && v);
       if (shown) {
-        status.textContent = `${shown} photo${shown === 1 ? "" : "s"} shown${page.next_cursor ? " (more below)" : ""}`;
+        status.textContent = `${totalText(page, "photo")} · ${shown} shown${page.next_cursor ? " (more below)" : ""}`;
       } else if (filtered) {
         status.textContent = "No photos match these filters.";
       } else {
@@ -364,6 +400,8 @@ async function initGallery() {
     shown = 0;
     status.textContent = "Loading…";
     fillForm(form, galleryFilters());
+    results = galleryTrail();
+    if (bulk) bulk.clear();
     await list.reset();
   }
 
@@ -402,7 +440,10 @@ async function initGallery() {
       fillForm(form, { job_id: current });
     })
     .catch(showError);
-  await Promise.all([reload(), breeds, jobs]);
+  const names = breedList()
+    .then((all) => $("#f-breed-names").replaceChildren(...all.map((b) => h("option", { value: breedName(b) }))))
+    .catch(showError);
+  await Promise.all([reload(), breeds, jobs, names]);
 }
 
 // ---------------------------------------------------------------- upload
@@ -681,15 +722,7 @@ function renderJob(job) {
   const message = $("#job-message");
   message.textContent = job.message || "";
   message.hidden = !job.message;
-
-  const table = $("#job-errors");
-  $("tbody", table).replaceChildren(
-    ...(job.errors || []).map((e) =>
-      h("tr", { "data-testid": "job-error" }, h("td", {}, h("code", { text: e.name })), h("td", { text: e.error })),
-    ),
-  );
-  table.hidden = !(job.errors || []).length;
-  $("#job-no-errors").hidden = !table.hidden;
+  $("#job-errors-count").textContent = job.failed ? `(${job.failed})` : "";
   // Cancel stays enabled: the server is the judge (a job may finish between two polls).
 }
 
@@ -718,12 +751,40 @@ function initJob(me) {
     },
   );
   let dupsShown = false;
+  // All of a job's errors, a page at a time (its document holds only the first few): listed
+  // again from the top whenever the job has counted more.
+  const errorBody = $("#job-errors tbody");
+  const fileErrors = pager(
+    $("#errors-more"),
+    (cursor) => api(`${path}/errors?${queryOf({ limit: 100, cursor })}`),
+    (page) => {
+      errorBody.append(
+        ...page.items.map((e) =>
+          h("tr", { "data-testid": "job-error" }, h("td", {}, h("code", { text: e.name })), h("td", { text: e.error })),
+        ),
+      );
+      $("#job-errors").hidden = !errorBody.children.length;
+      $("#job-no-errors").hidden = Boolean(errorBody.children.length);
+    },
+  );
+  let errorsListed = 0;
+
+  function renderJobAndErrors(job) {
+    renderJob(job);
+    if (job.failed !== errorsListed) {
+      errorsListed = job.failed;
+      errorBody.replaceChildren();
+      $("#job-errors").hidden = !job.failed;
+      $("#job-no-errors").hidden = Boolean(job.failed);
+      if (job.failed) fileErrors.reset();
+    }
+  }
 
   async function poll() {
     clearTimeout(timer);
     try {
       const job = await api(path);
-      renderJob(job);
+      renderJobAndErrors(job);
       if (FINISHED.has(job.status) && !dupsShown) {
         dupsShown = true; // listed once the job has found them all
         dupBody.replaceChildren();
@@ -742,7 +803,7 @@ function initJob(me) {
     clearError();
     button.disabled = true;
     try {
-      renderJob(await api(`${path}/${verb}`, { method: "POST" }));
+      renderJobAndErrors(await api(`${path}/${verb}`, { method: "POST" }));
     } catch (error) {
       showError(error);
     } finally {
@@ -777,6 +838,77 @@ function fillBreedSelect(select, selected) {
   });
 }
 
+/** The breed as a page shows it: a person's label as shelters write it ("Labrador Retriever
+ * mix", "mixed breed"), the model's "uncertain between A and B", or the species. */
+function verdictText(animal) {
+  if (animal.species !== "dog") return speciesText(animal);
+  return animal.breed_text || breedName(animal.breed) || "dog";
+}
+
+/** The label form of the photo and animal pages: up to three breeds (the first is the one
+ * the catalogue files it under), "mix", "mixed breed" or "unknown breed". ``onSave`` gets
+ * the label body; ``onRemove`` (optional) withdraws the current label. */
+function labelForm(current, { onSave, onRemove }) {
+  const kind = h(
+    "select",
+    { id: "label-kind", "data-testid": "label-kind" },
+    h("option", { value: "breeds", text: "Breed (up to three)" }),
+    h("option", { value: "mixed", text: "Mixed breed (parents unknown)" }),
+    h("option", { value: "unknown", text: "Unknown breed" }),
+  );
+  const breeds = [1, 2, 3].map((n) =>
+    h("select", {
+      id: n === 1 ? "correct-breed" : `label-breed-${n}`,
+      "data-testid": n === 1 ? "correct-breed" : `label-breed-${n}`,
+      "aria-label": n === 1 ? null : `Breed ${n} (optional)`,
+    }),
+  );
+  const labelled = current.label_source === "human" && current.species === "dog";
+  const parents = labelled ? current.breeds || [] : [];
+  breeds.forEach((select, i) => fillBreedSelect(select, parents[i] || (i ? null : current.breed)).catch(showError));
+  const mix = h("input", { type: "checkbox", id: "label-mix", "data-testid": "label-mix", checked: labelled && current.mix });
+  if (labelled && !parents.length) kind.value = current.mix ? "mixed" : "unknown";
+  const pickers = h("span", { class: "breed-pickers" }, ...breeds);
+  const showPickers = () => {
+    pickers.hidden = kind.value !== "breeds";
+    mix.parentElement.hidden = kind.value !== "breeds";
+  };
+  const form = h(
+    "form",
+    { id: "correct-form", class: "inline-form label-form", "data-testid": "label-form" },
+    h("label", { for: "label-kind", text: "Kind" }),
+    kind,
+    h("label", { for: "correct-breed", text: "Correct breed" }),
+    pickers,
+    h("label", { class: "check" }, mix, " Mix"),
+    h("button", { type: "submit", "data-testid": "label-correct", text: "Correct" }),
+    onRemove &&
+      h("button", {
+        type: "button",
+        "data-testid": "label-remove",
+        text: "Remove label",
+        hidden: current.label_source !== "human",
+        onclick: onRemove,
+      }),
+  );
+  kind.addEventListener("change", showPickers);
+  showPickers();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (kind.value !== "breeds") {
+      onSave({ species: "dog", breeds: [], mix: kind.value === "mixed" });
+      return;
+    }
+    const chosen = [...new Set(breeds.map((select) => select.value).filter(Boolean))];
+    if (!chosen.length) {
+      showError("Choose a breed first.");
+      return;
+    }
+    onSave({ species: "dog", breeds: chosen, mix: mix.checked });
+  });
+  return form;
+}
+
 /** The model's own verdict, as a label body (what "Confirm" agrees with). */
 function modelVerdict(animal) {
   const species = animal.model_species || animal.species;
@@ -801,12 +933,13 @@ function renderAnimal(animal) {
   photo.src = animal.image_url;
   photo.alt = `${speciesText(animal)}: ${animal.filename}`;
   $("#animal-path").textContent = animal.path;
-  $("#animal-title").textContent = speciesText(animal);
-  document.title = `${speciesText(animal)} · pawdex`;
+  $("#animal-title").textContent = verdictText(animal);
+  document.title = `${verdictText(animal)} · pawdex`;
   const human = animal.label_source === "human";
+  // Species and its confidence first; a breed's percentage only where the model sees a dog.
   const facts = [
-    ["Species", `${animal.species} (model: ${pct(animal.species_confidence)})`, "species"],
-    ["Model's breed confidence", pct(animal.confidence), "confidence"],
+    ["Species", `${animal.model_species} · ${pct(animal.species_confidence)} (the model)`, "species"],
+    ...(animal.model_species === "dog" ? [["Model's breed confidence", pct(animal.confidence), "confidence"]] : []),
     ["Label source", animal.label_source || "model", "label-source"],
   ];
   if (human) {
@@ -833,6 +966,7 @@ function renderAnimal(animal) {
 
 async function initAnimal(me) {
   const id = document.body.dataset.animalId;
+  photoNavigation(id); // previous / next, when opened from a list
   let animal;
   try {
     animal = await api(`/v1/photos/${encodeURIComponent(id)}`);
@@ -844,31 +978,28 @@ async function initAnimal(me) {
   if (!mayUse(me, $("#label-panel"))) return;
 
   const statusLine = $("#label-status");
-  const select = $("#correct-breed");
-  fillBreedSelect(select, animal.breed).catch(showError);
-  async function label(body) {
+  const url = `/v1/photos/${encodeURIComponent(id)}/label`;
+  async function label(method, body) {
     clearError();
     statusLine.textContent = "Saving…";
     try {
-      animal = await api(`/v1/photos/${encodeURIComponent(id)}/label`, { method: "POST", json: body });
+      animal = await api(url, { method, json: body });
       renderAnimal(animal);
-      statusLine.textContent = `Saved: ${speciesText(animal)}.`;
+      showForm();
+      statusLine.textContent = method === "DELETE" ? "Label removed." : `Saved: ${verdictText(animal)}.`;
     } catch (error) {
       statusLine.textContent = "";
       showError(error);
     }
   }
-  $("#label-confirm").addEventListener("click", () => label(modelVerdict(animal)));
-  $("#label-not-dog").addEventListener("click", () => label({ species: "other", breed: null }));
-  $("#label-cat").addEventListener("click", () => label({ species: "cat", breed: null }));
-  $("#correct-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (!select.value) {
-      showError("Choose a breed first.");
-      return;
-    }
-    label({ species: "dog", breed: select.value });
-  });
+  function showForm() {
+    const onSave = (body) => label("POST", body);
+    $("#label-form-slot").replaceChildren(labelForm(animal, { onSave, onRemove: () => label("DELETE") }));
+  }
+  showForm();
+  $("#label-confirm").addEventListener("click", () => label("POST", modelVerdict(animal)));
+  $("#label-not-dog").addEventListener("click", () => label("POST", { species: "other", breed: null }));
+  $("#label-cat").addEventListener("click", () => label("POST", { species: "cat", breed: null }));
 }
 
 // ---------------------------------------------------------------- review queue
@@ -892,6 +1023,10 @@ function reviewCard(animal, onLabel) {
       "div",
       { class: "review-body" },
       h("p", { class: "review-file" }, h("code", { text: animal.path })),
+      animal.model_species === "dog"
+        ? null
+        : h("p", { class: "review-species", "data-testid": "review-species", text: `${animal.model_species} · ${pct(animal.species_confidence)}` }),
+      animal.model_species === "dog" ? null : h("p", { class: "muted", text: "If it is a dog:" }),
       h("ol", { class: "bars compact" }, ...(animal.top_k || []).slice(0, 3).map((t) => bar(breedName(t.breed), t.confidence, "review-top"))),
       h(
         "div",
@@ -931,11 +1066,16 @@ function initReview() {
   const listEl = $("#review-list");
   const status = $("#review-status");
   const threshold = () => new URLSearchParams(location.search).get("threshold") || "";
+  const notDogs = $("#include-not-dogs");
+  // Photos the model is sure are not dogs stay out of the queue unless asked for.
+  const withNotDogs = () => (new URLSearchParams(location.search).get("include_not_dogs") === "true" ? "true" : "");
   input.value = threshold();
+  let total = null;
 
   function updateStatus(extra = "") {
     const n = listEl.children.length;
-    status.textContent = `${extra}${n ? `${n} photo${n === 1 ? "" : "s"} to review` : "Nothing to review."}`;
+    const of = total ? ` (of ${totalText(total, "photo")})` : "";
+    status.textContent = `${extra}${n ? `${n} photo${n === 1 ? "" : "s"} to review${of}` : "Nothing to review."}`;
   }
 
   async function onLabel(card, body) {
@@ -951,24 +1091,34 @@ function initReview() {
     }
   }
 
+  let results = null;
   const list = pager(
     $("#review-more"),
-    (cursor) => api(`/v1/review?${queryOf({ threshold: threshold(), limit: 24, cursor })}`),
+    (cursor) => api(`/v1/review?${queryOf({ threshold: threshold(), include_not_dogs: withNotDogs(), limit: 24, cursor })}`),
     (page) => {
       if (!input.value && page.threshold !== undefined) input.value = page.threshold;
-      listEl.append(...page.items.map((a) => reviewCard(a, onLabel)));
+      total = page;
+      // ``photo``: what the keyboard's 1–5 and Enter read.
+      listEl.append(...page.items.map((a) => Object.assign(reviewCard(a, onLabel), { photo: a })));
+      results.add(page, listEl);
       updateStatus();
     },
   );
+  reviewShortcuts(listEl, onLabel, () => updateStatus());
   const reload = () => {
     clearError();
     listEl.replaceChildren();
     input.value = threshold();
+    notDogs.checked = withNotDogs() === "true";
+    total = null;
+    const q = queryOf({ threshold: threshold(), include_not_dogs: withNotDogs(), limit: 24 });
+    const back = location.pathname + location.search;
+    results = trail(`review?${q}`, { source: `/v1/review?${q}`, back, label: "Review queue" });
     list.reset();
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const q = queryOf({ threshold: input.value }).toString();
+    const q = queryOf({ threshold: input.value, include_not_dogs: notDogs.checked ? "true" : "" }).toString();
     history.pushState(null, "", q ? `?${q}` : location.pathname);
     reload();
   });
@@ -984,7 +1134,13 @@ function animalTitle(animal) {
 }
 
 function breedText(animal) {
-  return animal.breed ? `${animal.breed.replaceAll("_", " ")} · ${pct(animal.confidence)}` : "breed unknown";
+  if (animal.label_source === "human") return `${animal.breed_text || animal.species} (labelled)`;
+  // Torn between two breeds: the words say it; the pooled bars give both percentages.
+  if (animal.uncertain_between) return animal.breed_text;
+  if (animal.breed) return `${animal.breed_text || breedName(animal.breed)} · ${pct(animal.confidence)}`;
+  // Not a dog: its species and how sure, never a dog breed's percentage.
+  if (animal.species) return `${animal.species} · ${pct(animal.species_confidence)}`;
+  return "not classified yet";
 }
 
 function animalRecordCard(animal) {
@@ -1000,7 +1156,7 @@ function animalRecordCard(animal) {
         : null,
       h(
         "span",
-        { class: "card-caption" },
+        { class: "card-caption record-caption" },
         h("span", { class: "card-breed", "data-testid": "card-title", text: title }),
         h("span", { class: "card-conf", "data-testid": "card-breed", text: breedText(animal) }),
         h("span", {
@@ -1026,7 +1182,7 @@ async function initAnimals() {
     list.append(...page.items.map(animalRecordCard));
     shown += page.items.length;
     $("#animals-status").textContent = shown
-      ? `${shown} animal${shown === 1 ? "" : "s"}${page.next_cursor ? " so far" : ""}`
+      ? `${totalText(page, "animal")}${page.next_cursor ? ` · ${shown} shown` : ""}`
       : "No animals match. Upload photos to see them here.";
   });
   form.addEventListener("submit", (event) => {
@@ -1034,7 +1190,63 @@ async function initAnimals() {
     const values = Object.fromEntries(new FormData(form));
     location.search = queryOf(values);
   });
+  $("#records-form").addEventListener("submit", importRecords);
   await pages.more();
+}
+
+/** The shelter software's CSV export: names and intake dates by shelter ID (PATCH /v1/animals). */
+async function importRecords(event) {
+  event.preventDefault();
+  const file = $("#records-file").files[0];
+  const out = $("#records-result");
+  if (!file) return;
+  clearError();
+  out.replaceChildren(h("p", { class: "muted", text: `Reading ${file.name}…` }));
+  let result;
+  try {
+    result = await api("/v1/animals", {
+      method: "PATCH",
+      body: await file.text(),
+      headers: { "Content-Type": "text/csv" },
+    });
+  } catch (error) {
+    out.replaceChildren();
+    showError(error);
+    return;
+  }
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const lines = [
+    h("p", {
+      "data-testid": "records-updated",
+      text: `${plural(result.updated, "animal")} updated from ${plural(result.received, "row")}.`,
+    }),
+  ];
+  if (result.unknown) {
+    const more = result.unknown > result.unknown_ids.length ? ", …" : "";
+    lines.push(
+      h("p", {
+        class: "muted",
+        "data-testid": "records-unknown",
+        text:
+          `${plural(result.unknown, "shelter ID")} ha${result.unknown === 1 ? "s" : "ve"} no photos yet ` +
+          `(${result.unknown_ids.join(", ")}${more}): import again once their photos are in.`,
+      }),
+    );
+  }
+  if (result.failed) {
+    lines.push(
+      h("p", { text: `${plural(result.failed, "row")} refused:` }),
+      h(
+        "ul",
+        { class: "errors", "data-testid": "records-errors" },
+        ...result.errors.map((e) => h("li", { text: `line ${e.row}: ${e.reason}` })),
+      ),
+    );
+  }
+  out.replaceChildren(...lines);
+  if (result.updated) {
+    out.append(h("a", { href: location.href, "data-testid": "records-refresh", text: "Show the animals as they are now" }));
+  }
 }
 
 function renderAnimalRecord(animal) {
@@ -1043,6 +1255,7 @@ function renderAnimalRecord(animal) {
   const facts = [
     ["Shelter ID", animal.external_id || "none"],
     ["Name", animal.name || "none"],
+    ["Intake", animal.intake_date || "unknown"],
     ["Breed", breedText(animal)],
     ["Photos", String(animal.photo_count)],
   ];
@@ -1054,6 +1267,7 @@ function renderAnimalRecord(animal) {
   );
   $("#edit-external").value = animal.external_id || "";
   $("#edit-name").value = animal.name || "";
+  $("#edit-intake").value = animal.intake_date || "";
   $("#animal-photos").replaceChildren(
     ...animal.photos.map((p) =>
       h(
@@ -1066,7 +1280,11 @@ function renderAnimalRecord(animal) {
           h(
             "span",
             { class: "card-caption" },
-            h("span", { class: "card-breed", text: p.breed ? p.breed.replaceAll("_", " ") : "not a dog" }),
+            h("span", {
+              class: "card-breed",
+              "data-testid": "photo-breed",
+              text: p.label ? `${p.label} (labelled)` : p.breed ? breedName(p.breed) : "not a dog",
+            }),
             h("span", {
               class: "card-conf",
               "data-testid": "photo-agrees",
@@ -1077,23 +1295,50 @@ function renderAnimalRecord(animal) {
       ),
     ),
   );
+  const photos = trail(`animal/${animal.id}`, { source: null, back: location.pathname, label: animalTitle(animal) });
+  photos.add({ items: animal.photos, next_cursor: null }, $("#animal-photos"));
 }
 
 async function initAnimalRecord() {
   const id = document.body.dataset.animalId;
+  let record;
   try {
-    renderAnimalRecord(await api(`/v1/animals/${encodeURIComponent(id)}`));
+    record = await api(`/v1/animals/${encodeURIComponent(id)}`);
+    renderAnimalRecord(record);
   } catch (error) {
     showError(error);
     return;
   }
+  // One label for every photo of the animal (the same form as a photo's).
+  const labelStatus = $("#animal-label-status");
+  function showLabelForm() {
+    $("#animal-label-slot").replaceChildren(labelForm(record, { onSave: labelAnimal }));
+  }
+  async function labelAnimal(body) {
+    clearError();
+    labelStatus.textContent = "Saving…";
+    try {
+      record = await api(`/v1/animals/${encodeURIComponent(id)}/label`, { method: "POST", json: body });
+      renderAnimalRecord(record);
+      showLabelForm();
+      labelStatus.textContent = `Saved: ${verdictText(record)}.`;
+    } catch (error) {
+      labelStatus.textContent = "";
+      showError(error);
+    }
+  }
+  showLabelForm();
   $("#animal-edit").addEventListener("submit", async (event) => {
     event.preventDefault();
     clearError();
     try {
       const animal = await api(`/v1/animals/${encodeURIComponent(id)}`, {
         method: "PATCH",
-        json: { external_id: $("#edit-external").value, name: $("#edit-name").value },
+        json: {
+          external_id: $("#edit-external").value,
+          name: $("#edit-name").value,
+          intake_date: $("#edit-intake").value || null,
+        },
       });
       renderAnimalRecord(animal);
       $("#edit-status").textContent = "Saved.";
@@ -1158,22 +1403,57 @@ function renderOverview(o) {
       h("li", {}, h("a", { href: `/ui/jobs?${queryOf({ status: s })}`, class: `status status-${s}`, text: `${s}: ${n}` })),
     ),
   );
-  $("#workers-body").replaceChildren(
-    ...o.workers.map((w) =>
+  // Workers grouped per host (a host is online while any of its workers is).
+  const hosts = new Map();
+  for (const w of o.workers) {
+    const name = w.host || "unknown host";
+    if (!hosts.has(name)) hosts.set(name, []);
+    hosts.get(name).push(w);
+  }
+  const workerRow = (w) =>
+    h(
+      "tr",
+      { "data-testid": "worker-row", "data-online": w.online ? "true" : "false" },
+      h("td", {}, h("span", { class: `dot ${w.online ? "online" : "offline"}`, "aria-hidden": "true" }), h("span", { "data-testid": "worker-state", text: w.online ? "online" : "offline" })),
+      h("td", {}, h("code", { text: w.hostname })),
+      h("td", { text: (w.queues || []).join(", ") }),
+      h("td", { "data-testid": "worker-device", text: [w.device, w.runtime].filter(Boolean).join(" · ") || "–" }),
+      h("td", { text: w.model_version || "–" }),
+      h("td", { text: w.current_task || "idle" }),
       h(
-        "tr",
-        { "data-testid": "worker-row", "data-online": w.online ? "true" : "false" },
-        h("td", {}, h("span", { class: `dot ${w.online ? "online" : "offline"}`, "aria-hidden": "true" }), h("span", { "data-testid": "worker-state", text: w.online ? "online" : "offline" })),
-        h("td", {}, h("code", { text: w.hostname })),
-        h("td", { text: (w.queues || []).join(", ") }),
-        h("td", { "data-testid": "worker-device", text: [w.device, w.runtime].filter(Boolean).join(" · ") || "–" }),
-        h("td", { text: w.model_version || "–" }),
-        h("td", { text: w.current_task || "idle" }),
-        h("td", { text: w.batches }),
-        h("td", { text: w.photos }),
-        h("td", { text: when(w.last_seen) }),
+        "td",
+        {},
+        String(w.batches),
+        w.near_visibility_timeout
+          ? h("span", {
+              class: "status status-partial",
+              "data-testid": "worker-visibility-warning",
+              title: "Lower PAWDEX_BATCH_SIZE or raise PAWDEX_BROKER_VISIBILITY_TIMEOUT",
+              text: ` longest ${Math.round(w.longest_batch_seconds)} s, over half the ${o.visibility_timeout} s visibility timeout`,
+            })
+          : null,
       ),
-    ),
+      h("td", { text: w.photos }),
+      h("td", { text: when(w.last_seen) }),
+    );
+  $("#workers-body").replaceChildren(
+    ...[...hosts].flatMap(([name, group]) => {
+      const online = group.filter((w) => w.online).length;
+      const address = group.find((w) => w.address)?.address;
+      const header = h(
+        "tr",
+        { class: "host-row", "data-testid": "host-row", "data-host": name, "data-online": online ? "true" : "false" },
+        h(
+          "th",
+          { scope: "rowgroup", colspan: 9 },
+          h("span", { class: `dot ${online ? "online" : "offline"}`, "aria-hidden": "true" }),
+          h("span", { "data-testid": "host-name", text: name }),
+          address ? h("span", { class: "muted", text: ` ${address}` }) : null,
+          h("span", { "data-testid": "host-state", text: ` · ${online ? "online" : "offline"} (${online} of ${group.length} workers)` }),
+        ),
+      );
+      return [header, ...group.map(workerRow)];
+    }),
   );
   if (!o.workers.length) {
     $("#workers-body").append(h("tr", {}, h("td", { colspan: 9, text: "No worker has reported yet." })));
@@ -1212,7 +1492,7 @@ function renderOverview(o) {
   $("#admin-updated").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
 }
 
-function libraryRow(library, onScan) {
+function libraryRow(library, onScan, onDelete) {
   const job = library.last_job;
   const last = job
     ? h("a", { href: jobUrl(job.id), text: `${job.status}, ${when(job.created_at)}` })
@@ -1220,6 +1500,9 @@ function libraryRow(library, onScan) {
   const scan = h("button", { type: "button", text: "Scan", "data-testid": "library-scan" });
   scan.disabled = Boolean(job && !FINISHED.has(job.status));
   scan.addEventListener("click", () => onScan(library, scan));
+  const remove = h("button", { type: "button", class: "danger", text: "Delete", "data-testid": "library-delete" });
+  remove.disabled = scan.disabled;
+  remove.addEventListener("click", () => onDelete(library, remove));
   return h(
     "tr",
     { "data-testid": "library-row" },
@@ -1228,7 +1511,7 @@ function libraryRow(library, onScan) {
     h("td", { text: String(library.files) }),
     h("td", { text: String(library.photos) }),
     h("td", {}, last),
-    h("td", {}, scan),
+    h("td", {}, scan, " ", remove),
   );
 }
 
@@ -1245,9 +1528,26 @@ function initLibraries() {
       button.disabled = false;
     }
   }
+  async function remove(library, button) {
+    const question = `Stop indexing ${library.name}? Its photos that no upload holds go to the trash (restorable); the folder is not touched.`;
+    if (!window.confirm(question)) return;
+    button.disabled = true;
+    clearError();
+    try {
+      const deletion = await api(`/v1/libraries/${library.id}`, { method: "DELETE" });
+      $("#library-status").replaceChildren(
+        `${deletion.name} is in the trash (${deletion.photos} photos). `,
+        h("a", { href: "/ui/trash", text: "Restore it from the trash" }),
+      );
+      await reload();
+    } catch (error) {
+      showError(error);
+      button.disabled = false;
+    }
+  }
   async function reload() {
     const libraries = await api("/v1/libraries");
-    $("tbody", table).replaceChildren(...libraries.map((l) => libraryRow(l, scan)));
+    $("tbody", table).replaceChildren(...libraries.map((l) => libraryRow(l, scan, remove)));
     table.hidden = libraries.length === 0;
     $("#no-libraries").hidden = libraries.length > 0;
   }
@@ -1272,8 +1572,9 @@ function initLibraries() {
   return reload;
 }
 
-function initAdmin() {
+function initAdmin(me) {
   const reloadLibraries = initLibraries();
+  initKeys(me);
   $("#reindex-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = $("#reindex");
@@ -1307,6 +1608,17 @@ function initAdmin() {
   refresh();
 }
 
+// ---------------------------------------------------------------- shared with the modules
+
+/** Whether a key press belongs to a field the user types into (not to the page's shortcuts). */
+function typingIn(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return true;
+  const el = event.target;
+  return Boolean(el && el.closest && el.closest("input, textarea, select, [contenteditable]"));
+}
+
+export { $, api, breedList, clearError, h, modelVerdict, showError, typingIn, when };
+
 // ---------------------------------------------------------------- start
 
 const PAGES = {
@@ -1319,6 +1631,7 @@ const PAGES = {
   animal: initAnimalRecord,
   review: initReview,
   admin: initAdmin,
+  trash: initTrash,
 };
 
 async function start() {
@@ -1341,6 +1654,8 @@ async function start() {
   applyRole(me);
   const init = PAGES[page];
   if (init) await init(me);
+  const deleteZone = $("#delete-zone");
+  if (deleteZone && mayUse(me, deleteZone)) pageDeleteControls(page);
   document.body.dataset.ready = "true";
 }
 
