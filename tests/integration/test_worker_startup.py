@@ -100,3 +100,44 @@ def test_a_solo_inference_worker_loads_the_model_before_its_first_task(tmp_path,
         assert row.batches == 0
     finally:
         stop(proc)
+
+
+def test_workers_starting_together_register_the_served_model_once(tmp_path, pg_url, redis_url):
+    """Two workers preloading the same model at once on a database with no version yet
+    (replicas, prefork children, inference hosts started together): the second's insert
+    waits for the first's row and keeps it. It used to fail on the unique version, and
+    Celery swallowed the error: that worker ran on without its presence or its sweeper."""
+    import threading
+
+    from pawdex.core.db import session_factory
+    from pawdex.core.model_versions import register_version
+    from pawdex.core.models import ModelVersion
+
+    migrated_production_env(tmp_path / "data", pg_url, redis_url)
+    settings = Settings(database_url=pg_url, broker_url=redis_url, data_dir=tmp_path / "data")
+    sessions = session_factory(settings)
+    details = {"input_size": 224}
+    first = sessions()
+    first.begin()
+    register_version(first, "v-shared", "lite0", details, activate=True)  # not committed yet
+    second: dict = {}
+
+    def register_too() -> None:
+        try:
+            with sessions.begin() as session:
+                second["id"] = register_version(session, "v-shared", "lite0", details).id
+        except Exception as exc:  # the assertion below says which
+            second["error"] = exc
+
+    racing = threading.Thread(target=register_too)
+    racing.start()
+    racing.join(1)
+    assert racing.is_alive()  # waiting on the first worker's row, not failing
+    first.commit()
+    racing.join(30)
+    first.close()
+    assert "error" not in second, second.get("error")
+    with session_scope(settings) as session:
+        rows = list(session.scalars(select(ModelVersion)))
+        assert [(row.version, row.active) for row in rows] == [("v-shared", True)]
+        assert second["id"] == rows[0].id

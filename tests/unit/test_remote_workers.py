@@ -319,3 +319,80 @@ def test_a_placement_left_at_its_single_host_default_is_named():
     ]
     assert Settings(database_url=None, broker_url=None).single_host_defaults == []  # embedded
     assert Settings(database_url=pg, broker_url="redis://r:6379/0").single_host_defaults == []
+
+
+# -- a database host that never answers ------------------------------------------------------
+def test_a_database_that_never_answers_fails_the_connection_instead_of_hanging(monkeypatch):
+    """A listening socket that never speaks PostgreSQL (the handshake completes, then
+    nothing, as with a stalled or half-dead host): libpq alone would wait forever, hanging
+    a worker's presence report or a request; with the connect timeout it raises."""
+    import socket
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from pawdex.core import db
+
+    monkeypatch.setattr(db, "CONNECT_TIMEOUT", 2)  # psycopg's least
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # never accepted, never answered
+        port = silent.getsockname()[1]
+        engine = db.make_engine(f"postgresql+psycopg://pawdex@127.0.0.1:{port}/pawdex")
+        outcome: list[BaseException] = []
+
+        def connect() -> None:
+            try:
+                engine.connect().close()
+            except BaseException as exc:  # recorded for the assertion
+                outcome.append(exc)
+
+        attempt = threading.Thread(target=connect, daemon=True)
+        attempt.start()
+        attempt.join(60)  # a hang, not a slow answer: far above the timeout
+        assert not attempt.is_alive(), "the connection attempt hung"
+    assert len(outcome) == 1 and isinstance(outcome[0], OperationalError), outcome
+    assert "timeout" in str(outcome[0]).lower()
+
+
+def test_the_connect_timeout_yields_to_the_url_and_the_environment(monkeypatch):
+    from pawdex.core.db import CONNECT_TIMEOUT, connect_args
+
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    assert connect_args("postgresql+psycopg://h/db") == {"connect_timeout": CONNECT_TIMEOUT}
+    assert connect_args("postgresql+psycopg://h/db?connect_timeout=30") == {}
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "30")
+    assert connect_args("postgresql+psycopg://h/db") == {}
+
+
+# -- a worker that cannot register its model -------------------------------------------------
+def test_a_model_that_fails_to_preload_is_retried_then_ends_the_worker(monkeypatch, caplog):
+    """Celery starts a worker whatever its ``worker_init`` receivers raise, and logs their
+    errors before its logging is set up (nowhere): a failed preload used to leave a worker
+    running unseen, with no presence and no sweeper. It is retried (a database still
+    starting), then it ends the process with the reason."""
+    from pawdex.worker import model_cache, startup
+
+    waits: list[float] = []
+    monkeypatch.setattr(startup.time, "sleep", waits.append)
+    outcomes = [RuntimeError("database starting"), RuntimeError("database starting"), None]
+
+    def flaky(settings):
+        if (outcome := outcomes.pop(0)) is not None:
+            raise outcome
+
+    monkeypatch.setattr(model_cache, "preload", flaky)
+    with caplog.at_level(logging.WARNING, logger="pawdex.worker"):
+        startup._preload(settings=None)
+    assert waits == list(startup.PRELOAD_RETRIES[:2]) and not outcomes
+    assert caplog.text.count("event=preload_failed") == 2
+
+    def broken(settings):
+        raise RuntimeError("no such table: model_versions")
+
+    monkeypatch.setattr(model_cache, "preload", broken)
+    waits.clear()
+    with pytest.raises(SystemExit, match="cannot load the model it serves: no such table"):
+        startup._preload(settings=None)
+    assert waits == list(startup.PRELOAD_RETRIES)

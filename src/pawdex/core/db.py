@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, Select, create_engine, event, func, select
+from sqlalchemy import Engine, Select, create_engine, event, func, make_url, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from pawdex.core.settings import Settings, get_settings
+
+# Seconds a PostgreSQL connection attempt may take. libpq's default is to wait forever: a
+# database host whose packets are dropped would hang a worker's report or a request until
+# the kernel gives up (minutes). The URL's own ``connect_timeout`` or PGCONNECT_TIMEOUT wins.
+CONNECT_TIMEOUT = 10
 
 
 def make_engine(url: str, pool: tuple[int, int, float] = (10, 15, 5.0)) -> Engine:
@@ -31,8 +37,20 @@ def make_engine(url: str, pool: tuple[int, int, float] = (10, 15, 5.0)) -> Engin
         return engine
     size, overflow, timeout = pool
     return create_engine(
-        url, pool_pre_ping=True, pool_size=size, max_overflow=overflow, pool_timeout=timeout
+        url,
+        pool_pre_ping=True,
+        pool_size=size,
+        max_overflow=overflow,
+        pool_timeout=timeout,
+        connect_args=connect_args(url),
     )
+
+
+def connect_args(url: str) -> dict[str, int]:
+    """PostgreSQL's connect timeout, unless the URL or the environment sets one."""
+    if "connect_timeout" in make_url(url).query or "PGCONNECT_TIMEOUT" in os.environ:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT}
 
 
 @lru_cache

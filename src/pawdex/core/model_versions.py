@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from pawdex.core.jobs import JobConflict
+from pawdex.core.jobs import JobConflict, insert_ignoring_conflicts
 from pawdex.core.models import (
     Image,
     Job,
@@ -50,13 +50,15 @@ def register_version(
 ) -> ModelVersion:
     """The row of ``version`` (created if new); with ``activate`` it becomes the only active
     one, so every worker serves it from its next batch."""
-    row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
-    if row is None:
-        row = ModelVersion(version=version, name=name, details=details, active=False)
-        session.add(row)
-        session.flush()
-    else:
-        row.details = {**(row.details or {}), **details}
+    # Workers that start together (replicas, prefork children) register the same version at
+    # once: the second insert waits for the first's row and keeps it, instead of failing.
+    session.execute(
+        insert_ignoring_conflicts(session, ModelVersion, ["version"]).values(
+            version=version, name=name, details=details, active=False
+        )
+    )
+    row = session.scalars(select(ModelVersion).where(ModelVersion.version == version)).one()
+    row.details = {**(row.details or {}), **details}
     if activate:
         session.execute(update(ModelVersion).where(ModelVersion.id != row.id).values(active=False))
         row.active = True

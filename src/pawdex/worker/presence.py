@@ -139,11 +139,19 @@ def start_presence(settings: Settings, hostname: str, queues: list[str]) -> thre
     task_postrun.connect(_on_task_end, weak=False)
 
     def loop() -> None:
+        shown = False  # in the dashboard: said once, in the worker's log
         while True:
             try:
                 report(settings)
             except Exception:  # the database is away: the next report will do
                 log.warning("event=presence_report_failed", exc_info=True)
+            else:
+                if not shown:
+                    log.info(
+                        "event=presence_reported worker=%s host=%s address=%s",
+                        _state.hostname, _state.host, _state.address,
+                    )  # fmt: skip
+                    shown = True
             time.sleep(settings.presence_interval)
 
     thread = threading.Thread(target=loop, name="pawdex-presence", daemon=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
@@ -33,10 +34,26 @@ def _forks(worker) -> bool:
     return isinstance(pool, type) and issubclass(pool, PreforkPool)
 
 
+PRELOAD_RETRIES = (1, 2, 4, 8, 16)  # seconds: a database still starting, or migrating
+
+
 def _preload(settings) -> None:
+    """Load the model and register its version, or end the process with the reason.
+
+    This runs inside Celery's ``worker_init``/``worker_process_init``, which log a receiver's
+    exception before logging is set up (so nowhere) and start the worker anyway: a worker
+    that could not register its model must not run on without it, unseen."""
     from pawdex.worker.model_cache import preload  # torch: only workers that classify
 
-    preload(settings)
+    for wait in (*PRELOAD_RETRIES, None):
+        try:
+            preload(settings)
+            return
+        except Exception as exc:
+            if wait is None:
+                raise SystemExit(f"pawdex worker: cannot load the model it serves: {exc}") from exc
+            log.warning("event=preload_failed retry_in_s=%s error=%r", wait, exc)
+            time.sleep(wait)
 
 
 def on_worker_init(sender, **_) -> None:
@@ -51,6 +68,7 @@ def on_worker_init(sender, **_) -> None:
             "only processes on this machine share this; set it for workers on other hosts",
         )  # fmt: skip
     classifies = INFERENCE_QUEUE in queues
+    worker_ready.connect(lambda **_: start_sweeper(settings), weak=False)
     if _forks(sender):
         # The children run the tasks: each loads the model after the fork (torch threads do
         # not survive one) and reports for itself.
@@ -62,10 +80,9 @@ def on_worker_init(sender, **_) -> None:
 
         worker_process_init.connect(child_init, weak=False)
     else:
+        worker_ready.connect(lambda **_: start_presence(settings, node, queues), weak=False)
         if classifies:
             _preload(settings)
-        worker_ready.connect(lambda **_: start_presence(settings, node, queues), weak=False)
-    worker_ready.connect(lambda **_: start_sweeper(settings), weak=False)
 
 
 worker_init.connect(on_worker_init, weak=False, dispatch_uid="pawdex.worker.startup")
