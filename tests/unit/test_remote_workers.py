@@ -151,26 +151,28 @@ def reindex_job(ids: list[int]) -> str:
 
 
 def test_a_worker_without_the_storage_classifies_from_the_api(eager_client, remote_worker):
-    """One request for the batch's thumbnails; a photo smaller than the model's input is
-    decoded from its original, fetched on its own (the rare case)."""
+    """One request for the batch's thumbnails. A photo smaller than the model's input is
+    its own thumbnail (no request for its original); only a panorama, whose thumbnail's
+    longer side is capped, needs its original, fetched on its own (the rare case)."""
     from pawdex.worker.classify import classify_images
 
     settings, requests = remote_worker
     big = upload(eager_client, [(640, 480), (480, 640), (700, 500)], seed=320)
-    small = upload(eager_client, [(200, 150)], seed=330)  # thumbnail < the model's resize
-    job_id = reindex_job(big + small)
+    small = upload(eager_client, [(200, 150)], seed=330)  # the whole photo is its thumbnail
+    panorama = upload(eager_client, [(2400, 300)], seed=335)  # thumbnail 512 x 64
+    job_id = reindex_job(big + small + panorama)
     requests.clear()
-    classify_images(job_id, big + small, settings)
+    classify_images(job_id, big + small + panorama, settings)
     job = eager_client.get(f"/v1/jobs/{job_id}").json()
     assert (job["status"], job["failed"], job["errors"]) == ("succeeded", 0, [])
-    assert job["done"] >= 4
-    assert requests == ["POST /v1/images/thumbnails", f"GET /v1/images/{small[0]}/file"]
+    assert job["done"] >= 5
+    assert requests == ["POST /v1/images/thumbnails", f"GET /v1/images/{panorama[0]}/file"]
     from pawdex.core.db import session_scope
     from pawdex.core.models import Prediction
 
     with session_scope() as session:  # written by this delivery, the reindex job's
         written = session.scalars(select(Prediction.image_id).where(Prediction.job_id == job_id))
-        assert set(written) == set(big + small)
+        assert set(written) == set(big + small + panorama)
 
 
 def test_a_photo_the_api_does_not_send_is_a_file_error(

@@ -110,8 +110,10 @@ def test_a_stored_photo_that_cannot_be_read_is_a_file_error(embedded_settings, s
     )
     with session_scope(embedded_settings) as s:
         assert _job(s, job_id).status == "running"
-        stored = s.get(Image, ids[0]).stored_path
-    LocalStorage(embedded_settings.storage_dir).path(stored).write_bytes(b"disk corruption")
+        image = s.get(Image, ids[0])
+        damaged = [image.stored_path, image.thumbnail_path]  # a small photo is read from either
+    for key in damaged:
+        LocalStorage(embedded_settings.storage_dir).path(key).write_bytes(b"disk corruption")
 
     classify_images(job_id, ids, embedded_settings)
     classify_images(job_id, ids, embedded_settings)  # redelivered: nothing counted twice
@@ -137,7 +139,8 @@ def test_a_batch_that_cannot_be_classified_still_ends_its_job(embedded_settings)
 
 
 def test_model_input_is_the_thumbnail_when_it_covers_the_model_resize(tmp_path):
-    """One decode per photo: the worker reads the ingest thumbnail, not the original."""
+    """One decode per photo: the worker reads the ingest thumbnail, not the original, when
+    it covers the model's resize or is the whole photo."""
     import io
     from types import SimpleNamespace
 
@@ -152,13 +155,25 @@ def test_model_input_is_the_thumbnail_when_it_covers_the_model_resize(tmp_path):
     big = make_thumbnail(PILImage.open(io.BytesIO(original)).convert("RGB"), 256)
     storage.put("thumbs/big.jpg", big)
     storage.put("images/broken.jpg", b"the original is never read")
-    row = SimpleNamespace(thumbnail_path="thumbs/big.jpg", stored_path="images/broken.jpg")
+    row = SimpleNamespace(
+        thumbnail_path="thumbs/big.jpg", stored_path="images/broken.jpg", width=1600, height=1200
+    )
     assert model_input(row, storage, resize_size=256).size == (341, 256)
+
+    tiny = jpeg_bytes(width=200, height=150, seed=501)  # smaller than the model's input
+    storage.put("thumbs/tiny.jpg", make_thumbnail(PILImage.open(io.BytesIO(tiny)), 256))
+    row = SimpleNamespace(
+        thumbnail_path="thumbs/tiny.jpg", stored_path="images/broken.jpg", width=200, height=150
+    )
+    assert model_input(row, storage, resize_size=256).size == (200, 150)  # the whole photo
 
     small = make_thumbnail(PILImage.open(io.BytesIO(original)).convert("RGB"), 128)
     storage.put("thumbs/small.jpg", small)
     storage.put("images/original.jpg", original)
-    row = SimpleNamespace(thumbnail_path="thumbs/small.jpg", stored_path="images/original.jpg")
+    row = SimpleNamespace(
+        thumbnail_path="thumbs/small.jpg", stored_path="images/original.jpg", width=1600,
+        height=1200,
+    )  # fmt: skip
     assert min(model_input(row, storage, resize_size=256).size) >= 256  # from the original
 
 

@@ -48,15 +48,18 @@ def _stored(storage: Storage | FetchedThumbnails, key: str) -> Path | bytes:
 
 
 def model_input(row, storage: Storage | FetchedThumbnails, resize_size: int) -> PILImage.Image:
-    """The ingest thumbnail when it is big enough for the model (one decode per photo in
-    the whole pipeline, ~0.5 ms), else the original decoded as small as possible, within the
-    settings' decode budget (read here: wrappers in the tests patch this three-argument call)."""
+    """The ingest thumbnail when it is big enough for the model or is the whole photo (one
+    decode per photo in the whole pipeline, ~0.5 ms), else the original decoded as small as
+    possible, within the settings' decode budget (read here: wrappers in the tests patch
+    this three-argument call)."""
     if row.thumbnail_path:
         source = _stored(storage, row.thumbnail_path)
         thumb = PILImage.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        # A library photo's original is not stored: its thumbnail is all there is (it is
-        # the whole photo when the photo is smaller than the model's input).
-        if min(thumb.size) >= resize_size or not row.stored_path:
+        # A photo smaller than the model's input is its thumbnail, pixel for pixel: its
+        # original has nothing more (and on another host would cost a request of its own).
+        # A library photo's original is not stored: its thumbnail is all there is.
+        enough = min(resize_size, row.width, row.height)
+        if min(thumb.size) >= enough or not row.stored_path:
             thumb.load()
             return thumb if thumb.mode == "RGB" else thumb.convert("RGB")
         thumb.close()
@@ -124,6 +127,8 @@ def classify_images(job_id: str, image_ids: list[int], settings: Settings | None
                 Image.id,
                 Image.stored_path,
                 Image.thumbnail_path,
+                Image.width,
+                Image.height,
                 func.coalesce(JobImage.attempts, 0).label("attempts"),
             )
             .outerjoin(JobImage, and_(JobImage.image_id == Image.id, JobImage.job_id == job_id))
