@@ -374,7 +374,10 @@ def _pipeline(
             stored = store_photo(data, sha256_bytes(data), storage, settings, thumbnail_side)
         except UnsupportedImage as exc:  # the bench's archives hold photos only
             raise BenchError(f"{archive.name}: {entry.name}: {exc}") from exc
-        row = SimpleNamespace(stored_path=stored.key, thumbnail_path=stored.thumbnail_key)
+        row = SimpleNamespace(
+            stored_path=stored.key, thumbnail_path=stored.thumbnail_key,
+            width=stored.info.width, height=stored.info.height,
+        )  # fmt: skip
         return model.prepare(model_input(row, storage, resize))
 
     # Futures in archive order; bounded so the reader stays a few chunks ahead, no more.
