@@ -221,3 +221,42 @@ def test_labels_from_before_mixes_name_their_one_breed(embedded_settings):
     assert [(s, json.loads(b), bool(m)) for s, b, m in rows] == [
         ("dog", ["beagle"], False), ("cat", [], False),
     ]  # fmt: skip
+
+
+def test_trashed_predictions_of_purged_jobs_lose_the_job_on_upgrade(embedded_settings):
+    """0020 unsets the job a purge left behind on predictions in the trash (their photos
+    could not be restored), keeps the others, then the database keeps it so."""
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from pawdex.core.migrate import alembic_config
+    from pawdex.core.models import Job, JobKind
+
+    config = alembic_config(embedded_settings.resolved_database_url)
+    command.downgrade(config, "0019")
+    engine = get_engine(embedded_settings)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width,"
+                 " height, stored_path, created_at) VALUES (1, :sha, 'a.jpg', 'a.jpg', 'JPEG',"
+                 " 1, 1, 1, 'x', '2026-01-01')"),
+            {"sha": "1" * 64},
+        )  # fmt: skip
+    with Session(engine) as session, session.begin():  # the jobs table is as at head
+        session.add(Job(id="kept", kind=JobKind.archive, source=[]))
+    with engine.begin() as conn:
+        for job in ("kept", "purged"):
+            conn.execute(
+                text("INSERT INTO trashed_predictions (image_id, model_version_id, job_id,"
+                     " species, confidence, species_confidence, top_k, created_at,"
+                     " catalog_species, labelled) VALUES (1, 1, :job, 'dog', 0.5, 0.9, '[]',"
+                     " '2026-01-01', 'dog', 0)"),
+                {"job": job},
+            )  # fmt: skip
+    command.upgrade(config, "head")
+    with engine.begin() as conn:
+        jobs = conn.scalars(text("SELECT job_id FROM trashed_predictions ORDER BY id")).all()
+        assert jobs == ["kept", None]
+        conn.execute(text("DELETE FROM jobs WHERE id = 'kept'"))
+        assert conn.scalars(text("SELECT job_id FROM trashed_predictions")).all() == [None, None]

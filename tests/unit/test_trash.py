@@ -286,3 +286,28 @@ def test_a_prediction_written_after_the_deletion_waits_in_the_trash_in_place_of_
 
     assert eager_client.post(f"/v1/trash/{deletion['id']}/restore").status_code == 200
     assert eager_client.get(f"/v1/photos/{photo['id']}").json()["confidence"] == 0.123
+
+
+def test_a_photo_restored_after_its_job_was_purged_keeps_its_prediction(eager_client):
+    """A photo deleted alone, then its job deleted and purged: the photo still restores,
+    with the breed the model gave it, its prediction no longer tied to the purged job (as
+    a live prediction's job is unset when its job goes). Found by the fuzz test: a 500."""
+    from pawdex.core.models import Prediction
+
+    job = _upload(eager_client, {"k/0.jpg": PHOTOS[4], "k/1.jpg": PHOTOS[5]})
+    photo = _photo_ids(eager_client)["k/0.jpg"]
+    breed = eager_client.get(f"/v1/photos/{photo}").json()["breed"]
+    alone = eager_client.delete(f"/v1/photos/{photo}")
+    assert alone.status_code == 200, alone.text
+    with_job = eager_client.delete(f"/v1/jobs/{job['id']}").json()
+    assert with_job["photos"] == 1  # the other photo: the first is in the trash already
+    assert eager_client.delete(f"/v1/trash/{with_job['id']}").status_code == 200
+
+    restored = eager_client.post(f"/v1/trash/{alone.json()['id']}/restore")
+    assert restored.status_code == 200, restored.text
+    assert _photo_ids(eager_client) == {"k/0.jpg": photo}
+    assert eager_client.get(f"/v1/photos/{photo}").json()["breed"] == breed
+    with session_scope() as session:
+        assert session.scalars(
+            select(Prediction.job_id).where(Prediction.image_id == photo)
+        ).all() == [None]

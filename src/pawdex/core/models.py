@@ -419,7 +419,8 @@ class TrashedPrediction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     model_version_id: Mapped[int] = mapped_column(Integer)
-    job_id: Mapped[str | None] = mapped_column(String(32))
+    # Unset when the job is purged, as a live prediction's is: the photo still restores.
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     species: Mapped[str] = mapped_column(String(16))
     breed: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float] = mapped_column(Float)
