@@ -15,6 +15,18 @@ def schema_diff(engine) -> list:
         return compare_metadata(context, Base.metadata)
 
 
+def insert_photo(conn, image_id: int) -> None:
+    """A photo row as any revision since the first has it (a test of a migration's data)."""
+    from sqlalchemy import text
+
+    conn.execute(
+        text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width, height,"
+             " stored_path, created_at) VALUES (:id, :sha, 'a.jpg', 'a/a.jpg', 'JPEG', 1, 1, 1,"
+             " 'k', '2026-01-01')"),
+        {"id": image_id, "sha": f"{image_id:064d}"},
+    )  # fmt: skip
+
+
 def test_sqlite_head_matches_models(embedded_settings):
     assert schema_diff(get_engine(embedded_settings)) == []
 
@@ -47,12 +59,7 @@ def test_catalog_columns_show_existing_labels_after_upgrade(embedded_settings):
                  " VALUES (1, 'm@1', 'm', 1, '{}', '2026-01-01')")
         )  # fmt: skip
         for i in (1, 2, 3):
-            conn.execute(
-                text("INSERT INTO images (id, sha256, filename, path, format, size_bytes,"
-                     " width, height, stored_path, created_at) VALUES (:i, :sha, 'a.jpg',"
-                     " 'a.jpg', 'JPEG', 1, 1, 1, 'x', '2026-01-01')"),
-                {"i": i, "sha": f"{i:064d}"},
-            )  # fmt: skip
+            insert_photo(conn, i)
             conn.execute(
                 text("INSERT INTO predictions (image_id, model_version_id, species, breed,"
                      " confidence, species_confidence, top_k, created_at) VALUES (:i, 1, 'dog',"
@@ -122,12 +129,7 @@ def test_photos_indexed_before_animals_are_each_their_own_animal(embedded_settin
     engine = get_engine(embedded_settings)
     with engine.begin() as conn:
         for image_id in (3, 7):
-            conn.execute(
-                text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width,"
-                     " height, stored_path, created_at) VALUES (:id, :sha, 'r.jpg', 'a/r.jpg',"
-                     " 'JPEG', 1, 1, 1, 'k', '2026-01-01')"),
-                {"id": image_id, "sha": f"{image_id:064d}"},
-            )  # fmt: skip
+            insert_photo(conn, image_id)
     command.upgrade(config, "head")
     with engine.begin() as conn:
         rows = conn.execute(text("SELECT id, animal_id FROM images ORDER BY id")).all()
@@ -153,14 +155,7 @@ def test_breed_candidates_are_backfilled_from_top_k_and_kept_by_the_triggers(emb
                 " created_at) VALUES (1, 'm@1', 'm', 1, '{}', '2026-01-01')"
             )
         )
-        conn.execute(
-            text(
-                "INSERT INTO images (id, sha256, filename, path, format, size_bytes,"
-                " width, height, stored_path, created_at) VALUES (5, :sha, 'r.jpg',"
-                " 'a/r.jpg', 'JPEG', 1, 1, 1, 'k', '2026-01-01')"
-            ),
-            {"sha": "5" * 64},
-        )
+        insert_photo(conn, 5)
         conn.execute(text("INSERT INTO predictions (id, image_id, model_version_id, species,"
                           " breed, confidence, species_confidence, top_k, created_at,"
                           " catalog_species, catalog_breed, labelled) VALUES (9, 5, 1, 'dog',"
@@ -203,12 +198,7 @@ def test_labels_from_before_mixes_name_their_one_breed(embedded_settings):
     command.downgrade(config, "0014")
     engine = get_engine(embedded_settings)
     with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width,"
-                 " height, stored_path, created_at) VALUES (1, :sha, 'a.jpg', 'a.jpg', 'JPEG',"
-                 " 1, 1, 1, 'x', '2026-01-01')"),
-            {"sha": "1" * 64},
-        )  # fmt: skip
+        insert_photo(conn, 1)
         for species, breed in [("dog", "beagle"), ("cat", None)]:
             conn.execute(
                 text("INSERT INTO labels (image_id, species, breed, key_name, current,"
@@ -237,12 +227,7 @@ def test_trashed_predictions_of_purged_jobs_lose_the_job_on_upgrade(embedded_set
     command.downgrade(config, "0019")
     engine = get_engine(embedded_settings)
     with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO images (id, sha256, filename, path, format, size_bytes, width,"
-                 " height, stored_path, created_at) VALUES (1, :sha, 'a.jpg', 'a.jpg', 'JPEG',"
-                 " 1, 1, 1, 'x', '2026-01-01')"),
-            {"sha": "1" * 64},
-        )  # fmt: skip
+        insert_photo(conn, 1)
     with Session(engine) as session, session.begin():  # the jobs table is as at head
         session.add(Job(id="kept", kind=JobKind.archive, source=[]))
     with engine.begin() as conn:
