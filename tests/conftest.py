@@ -144,3 +144,28 @@ def make_key(settings, role: str) -> str:
 
     with session_scope(settings) as session:
         return create_key(session, Role(role), f"test {role}")[1]
+
+
+def import_or_skip(module: str, install: str):
+    """``module``, imported; missing, the test is skipped (failed in CI, which installs
+    everything). ``install``: what the message tells to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        message = f"{install} is not installed ({exc}): `make install` installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs everything: never skip there
+        pytest.skip(message)
+
+
+@pytest.fixture
+def s3_env(monkeypatch, tmp_path):
+    """Credentials for an S3 server of our own only: no profile or config of this machine."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import _eager_client, embedded_settings_at
+from tests.conftest import _eager_client, embedded_settings_at, import_or_skip
 from tests.factories import jpeg_bytes
 
 pytestmark = pytest.mark.integration
@@ -24,22 +23,10 @@ BUCKET, PREFIX = "pawdex-shelter", "kennel"
 
 
 @pytest.fixture
-def s3_moto(monkeypatch, tmp_path):
+def s3_moto(s3_env):
     """moto's S3 server on a free port of 127.0.0.1 (the server: a test may stop it)."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError as exc:
-        message = f"moto[server] is not installed ({exc}): `make install` installs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs everything: never skip there
-        pytest.skip(message)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server_module = import_or_skip("moto.server", "moto[server]")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     yield server
     server.stop()

@@ -4,7 +4,6 @@ service against a real S3-protocol server)."""
 
 from __future__ import annotations
 
-import os
 import stat
 
 import pytest
@@ -12,36 +11,15 @@ from pydantic import ValidationError
 
 from pawdex.core.settings import Settings
 from pawdex.core.storage import LocalStorage, S3Storage, Storage, open_storage, prepare_storage
+from tests.conftest import import_or_skip
 
 BUCKET = "pawdex-unit"
 KEY = Storage.image_key("ab" * 32, "JPEG")
 
 
-def _moto_or_skip():
-    try:
-        import moto
-    except ImportError as exc:
-        message = f"moto is not installed ({exc}): `make install` installs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs everything: never skip there
-        pytest.skip(message)
-    return moto
-
-
-@pytest.fixture
-def s3_env(monkeypatch, tmp_path):
-    """Credentials for an S3 server of our own only: no profile or config of this machine."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture
 def in_memory_s3(s3_env):
-    with _moto_or_skip().mock_aws():
+    with import_or_skip("moto", "moto").mock_aws():
         yield
 
 
