@@ -83,13 +83,13 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.procs[name].pid, signal.SIGUSR1)
         time.sleep(2)
-        tails = [f"--- {name}.log\n{self.log_text(name)[-1500:]}" for name in self.procs]
-        stacks = [f"{name}'s presence thread: {_thread_stack(self.log_text(name))}"
-                  for name in silent]  # fmt: skip
+        logs = {name: self.log_text(name) for name in self.procs}  # the dumps included
+        tails = [f"--- {name}.log\n{log[-1500:]}" for name, log in logs.items()]
+        stacks = [f"{name}'s presence thread: {_thread_stack(logs[name])}" for name in silent]
         lines = []
         for name, proc in self.procs.items():
             state = "running" if proc.poll() is None else f"exited {proc.returncode}"
-            ready = _ready_after(self.log_text(name), self.started[name])
+            ready = _ready_after(logs[name], self.started[name])
             node = self.nodes.get(name)
             row = "" if node is None else f", presence row {'yes' if node in reported else 'no'}"
             lines.append(f"{name}: {state}, {ready}{row}")
